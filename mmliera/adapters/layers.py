@@ -1,0 +1,207 @@
+"""LieRA adapter layers: nn.Conv2d / nn.Linear subclasses carrying the factors ``lora_A``, ``lora_B``.
+
+``weight`` and ``bias`` keep their names and tensors (a plain layer's state_dict loads with only
+``lora_A`` / ``lora_B`` missing). Shapes, with r the rank and s = alpha / r (alpha: 2·r):
+
+    Linear W (out, in):                 A (r, in),          B (out, r)
+    Conv2d W (C_out, C_in/g, kh, kw):   A (r·kh, C_in·kw),  B (C_out/g·kh, r·kh)
+
+Forward, dropout 0 or eval: ``op(x, W')`` (one conv / linear with the rebuilt weight);
+dropout p > 0 in training: ``op(x, W) + op(dropout(x), W' − W)``; merged: ``op(x, weight)``.
+"""
+import copy
+import math
+import numbers
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .functional import MODES, apply_update, delta_weight, update_only
+
+
+class _MergedGuard(torch.autograd.Function):
+    """Identity in forward; backward raises: a merged layer cannot train its factors."""
+
+    @staticmethod
+    def forward(ctx, out, lora_A, lora_B, name):
+        ctx.name = name
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(
+            f'{ctx.name}: backward through a merged LieRA layer cannot train its adapter '
+            'factors; call unmerge() (or mmliera.unmerge_adapters(model)) before training, '
+            'or freeze the factors / run under torch.no_grad() for inference.')
+
+
+class LieRALayer:
+    """Adapter state and merge logic shared by LieRAConv2d and LieRALinear (a mixin)."""
+
+    def _init_adapter(self, rank, alpha=None, mode='taylor', dropout=0.0, name=None):
+        self.adapter_name = name or type(self).__name__
+        where = self.adapter_name
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank <= 0:
+            raise ValueError(f'{where}: rank must be a positive int, got {rank!r}')
+        rank = int(rank)
+        if mode not in MODES:
+            raise ValueError(f'{where}: unknown LieRA mode {mode!r}; choose one of {MODES}')
+        if alpha is None:
+            alpha = 2 * rank
+        if (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
+                or not math.isfinite(alpha) or alpha <= 0):
+            raise ValueError(f'{where}: alpha must be a positive finite number, got {alpha!r}')
+        if (isinstance(dropout, bool) or not isinstance(dropout, numbers.Real)
+                or not 0 <= dropout < 1):
+            raise ValueError(f'{where}: dropout must be a number in [0, 1), got {dropout!r}')
+        self._check_shape()
+        self.rank, self.alpha, self.mode = rank, alpha, mode
+        self.scaling = alpha / rank
+        self.dropout = float(dropout)
+        a_shape, b_shape = self.factor_shapes(rank)
+        kw = dict(device=self.weight.device, dtype=self.weight.dtype)
+        self.lora_A = nn.Parameter(torch.empty(a_shape, **kw))
+        self.lora_B = nn.Parameter(torch.zeros(b_shape, **kw))
+        self.merged = False
+        self.register_buffer('_unmerged_weight', None, persistent=False)
+        self.reset_adapter()
+        if mode != 'lora':
+            zeros = int((self.weight == 0).sum())
+            if zeros:
+                warnings.warn(
+                    f'{where}: {zeros} of {self.weight.numel()} weights are exactly 0; a '
+                    f'multiplicative LieRA update ({mode}) cannot move them (mode="lora" can).')
+
+    @classmethod
+    def from_module(cls, layer, rank, alpha=None, mode='taylor', dropout=0.0, name=None):
+        """Adapted copy of ``layer`` sharing its weight and bias tensors (nothing is copied)."""
+        where = name or type(layer).__name__
+        if isinstance(layer, LieRALayer):
+            raise ValueError(f'{where}: already has a LieRA adapter; inject adapters only once')
+        if not isinstance(layer, cls.base_type):
+            raise TypeError(f'{where}: {cls.__name__} adapts {cls.base_type.__name__}, '
+                            f'got {type(layer).__name__}')
+        new = cls.__new__(cls)
+        new.__dict__.update({k: copy.copy(v) if isinstance(v, dict) else v
+                             for k, v in layer.__dict__.items()})
+        new._init_adapter(rank, alpha, mode, dropout, name)
+        return new
+
+    def reset_adapter(self):
+        """A kaiming-uniform (a = sqrt(5)), B zeros: W' = W exactly."""
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def _delta(self):
+        return delta_weight(self.lora_A, self.lora_B, self.scaling, self.weight.shape,
+                            self.weight.dtype)
+
+    def delta_weight(self):
+        """ΔW = s · (B @ A).view(W.shape), in ``compute_dtype(W.dtype)`` (>= float32)."""
+        return self._delta()
+
+    def merged_weight(self):
+        """W' for the layer's mode, in W's dtype (differentiable in A and B; merged: weight)."""
+        if self.merged:
+            return self.weight
+        return apply_update(self.weight, self._delta(), self.mode)
+
+    def merge(self):
+        """Fold W' into ``weight``; the original W is kept for a bit-exact ``unmerge()``."""
+        if self.merged:
+            warnings.warn(f'{self.adapter_name}: already merged; nothing to do')
+            return
+        with torch.no_grad():
+            new = self.merged_weight()
+            if not torch.isfinite(new).all():
+                raise ValueError(
+                    f'{self.adapter_name}: merged weight has non-finite values '
+                    f'({int((~torch.isfinite(new)).sum())} of {new.numel()}); the adapter '
+                    'factors have diverged. Nothing was changed.')
+            self._unmerged_weight = self.weight.data
+            self.weight.data = new
+        self.merged = True
+
+    def unmerge(self):
+        """Restore the original W bit-exactly."""
+        if not self.merged:
+            warnings.warn(f'{self.adapter_name}: not merged; nothing to do')
+            return
+        self.weight.data = self._unmerged_weight
+        self._unmerged_weight = None
+        self.merged = False
+
+    def forward(self, x):
+        if self.merged:
+            out = self._op(x, self.weight, self.bias)
+            if torch.is_grad_enabled() and (self.lora_A.requires_grad
+                                            or self.lora_B.requires_grad):
+                out = _MergedGuard.apply(out, self.lora_A, self.lora_B, self.adapter_name)
+            return out
+        if self.dropout == 0 or not self.training:
+            return self._op(x, self.merged_weight(), self.bias)
+        base = self._op(x, self.weight, self.bias)
+        update = update_only(self.weight, self._delta(), self.mode)
+        return base + self._op(F.dropout(x, self.dropout, True), update, None)
+
+    def num_adapter_params(self):
+        return self.lora_A.numel() + self.lora_B.numel()
+
+    def extra_repr(self):
+        return (f'{super().extra_repr()}, rank={self.rank}, alpha={self.alpha}, '
+                f'mode={self.mode}, dropout={self.dropout}, merged={self.merged}')
+
+
+class LieRAConv2d(LieRALayer, nn.Conv2d):
+    """nn.Conv2d with LieRA factors; any groups (depthwise included), any kernel shape."""
+
+    base_type = nn.Conv2d
+
+    def __init__(self, *args, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
+                 **kwargs):
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._init_adapter(rank, alpha, mode, dropout, name)
+
+    def _check_shape(self):
+        for what, n in (('in_channels', self.in_channels), ('out_channels', self.out_channels)):
+            if n % self.groups:
+                raise ValueError(f'{self.adapter_name}: {what}={n} is not divisible by '
+                                 f'groups={self.groups}')
+
+    def factor_shapes(self, rank):
+        kh, kw = self.kernel_size
+        return (rank * kh, self.in_channels * kw), (self.out_channels // self.groups * kh,
+                                                    rank * kh)
+
+    def _op(self, x, weight, bias):
+        return self._conv_forward(x, weight, bias)
+
+
+class LieRALinear(LieRALayer, nn.Linear):
+    """nn.Linear with LieRA factors."""
+
+    base_type = nn.Linear
+
+    def __init__(self, *args, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
+                 **kwargs):
+        nn.Linear.__init__(self, *args, **kwargs)
+        self._init_adapter(rank, alpha, mode, dropout, name)
+
+    def _check_shape(self):
+        pass
+
+    def factor_shapes(self, rank):
+        return (rank, self.in_features), (self.out_features, rank)
+
+    def _op(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+
+def is_adapter_factor(name):
+    """True for a parameter name that is a LieRA factor (``...lora_A`` / ``...lora_B``)."""
+    return name.rsplit('.', 1)[-1] in ('lora_A', 'lora_B')
+
+
+__all__ = ['LieRALayer', 'LieRAConv2d', 'LieRALinear', 'is_adapter_factor']

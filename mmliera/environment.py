@@ -1,0 +1,79 @@
+"""Import-time environment checks: supported OpenMMLab versions and mmcv's compiled ops.
+
+``check_environment()`` runs when ``mmliera`` is imported, before mmdet/mmpretrain are, and
+raises :class:`EnvironmentMismatchError` with one sentence: what is wrong and the command that
+fixes it.
+"""
+import importlib
+import importlib.metadata
+
+from packaging.version import InvalidVersion, Version
+
+SETUP_COMMAND = 'bash tools/setup_env.sh'
+
+# distribution -> (lowest supported, first unsupported, pip spec that fixes it)
+SUPPORTED = {
+    'mmengine': ('0.10.0', '1.0.0', 'mmengine==0.10.7'),
+    'mmcv': ('2.0.0', '2.2.0', 'mmcv==2.1.0'),
+    'mmdet': ('3.3.0', '3.4.0', 'mmdet==3.3.0'),
+    'mmpretrain': ('1.2.0', '1.3.0', 'mmpretrain==1.2.0'),
+}
+
+
+class EnvironmentMismatchError(ImportError):
+    """The installed stack cannot run mmliera; the message says how to fix it."""
+
+
+def installed_version(dist):
+    """Version string of an installed distribution, or None when it is absent."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def mmcv_ops_error():
+    """None when mmcv's compiled ops (``mmcv._ext``) load, else the reason they do not."""
+    try:
+        ext = importlib.import_module('mmcv._ext')
+    except Exception as e:  # ImportError, OSError (undefined symbol from another torch), ...
+        return f'{type(e).__name__}: {e}'
+    missing = [f for f in ('nms', 'roi_align_forward') if not hasattr(ext, f)]
+    return f'mmcv._ext lacks {missing}' if missing else None
+
+
+def check_environment():
+    """Raise EnvironmentMismatchError unless versions are in range and mmcv has its ops."""
+    for dist, (low, high, fix) in SUPPORTED.items():
+        found = installed_version(dist)
+        if found is None and dist == 'mmcv' and installed_version('mmcv-lite'):
+            raise EnvironmentMismatchError(
+                'mmliera needs mmcv with compiled ops (RoIAlign, nms) but mmcv-lite is '
+                f'installed; run `pip uninstall -y mmcv-lite && {SETUP_COMMAND}`.')
+        if found is None:
+            raise EnvironmentMismatchError(
+                f'mmliera needs {dist}>={low},<{high} but {dist} is not installed; '
+                f'run `{SETUP_COMMAND}` (or `pip install {fix}`).')
+        try:
+            ok = Version(low) <= Version(found) < Version(high)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            raise EnvironmentMismatchError(
+                f'mmliera supports {dist}>={low},<{high} but {dist} {found} is installed; '
+                f'run `pip install {fix}` (or `{SETUP_COMMAND}`).')
+    reason = mmcv_ops_error()
+    if reason is not None:
+        raise EnvironmentMismatchError(
+            'mmliera needs mmcv built with compiled ops (RoIAlign, nms) for the installed '
+            f'torch, but they do not load ({reason}); run `{SETUP_COMMAND}` to install '
+            'mmcv 2.1.0 with ops (GPU machines: `mim install "mmcv>=2.0.0,<2.2.0"`).')
+
+
+def environment_summary():
+    """One line naming the versions in use, for logs."""
+    import torch
+    parts = [f'torch {torch.__version__}']
+    parts += [f'{d} {installed_version(d)}' for d in SUPPORTED]
+    parts.append('CUDA' if torch.cuda.is_available() else 'CPU')
+    return ', '.join(parts)

@@ -1,0 +1,75 @@
+"""Import-time environment checks (issue: installable mmliera)."""
+import importlib
+
+import pytest
+
+from mmliera import environment as env
+
+
+def test_current_environment_passes():
+    env.check_environment()
+    assert 'mmdet 3.3.0' in env.environment_summary()
+
+
+@pytest.mark.parametrize('dist,bad', [('mmdet', '3.2.0'), ('mmdet', '3.4.1'),
+                                      ('mmcv', '2.2.0'), ('mmcv', '1.7.2'),
+                                      ('mmpretrain', '1.3.0'), ('mmengine', '1.0.0')])
+def test_out_of_range_version_is_one_clear_sentence(monkeypatch, dist, bad):
+    real = env.installed_version
+    monkeypatch.setattr(env, 'installed_version', lambda d: bad if d == dist else real(d))
+    with pytest.raises(env.EnvironmentMismatchError) as e:
+        env.check_environment()
+    msg = str(e.value)
+    assert f'{dist} {bad} is installed' in msg
+    assert 'pip install' in msg and env.SETUP_COMMAND in msg
+    assert msg.count('\n') == 0
+
+
+def test_missing_package(monkeypatch):
+    real = env.installed_version
+    monkeypatch.setattr(env, 'installed_version', lambda d: None if d == 'mmpretrain' else real(d))
+    with pytest.raises(env.EnvironmentMismatchError, match='mmpretrain is not installed'):
+        env.check_environment()
+
+
+def test_mmcv_lite_is_refused(monkeypatch):
+    real = env.installed_version
+    fake = {'mmcv': None, 'mmcv-lite': '2.1.0'}
+    monkeypatch.setattr(env, 'installed_version', lambda d: fake[d] if d in fake else real(d))
+    with pytest.raises(env.EnvironmentMismatchError, match='mmcv-lite is installed'):
+        env.check_environment()
+
+
+def test_missing_compiled_ops(monkeypatch):
+    real_import = importlib.import_module
+
+    def no_ext(name, *a, **k):
+        if name == 'mmcv._ext':
+            raise ModuleNotFoundError("No module named 'mmcv._ext'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(env.importlib, 'import_module', no_ext)
+    with pytest.raises(env.EnvironmentMismatchError) as e:
+        env.check_environment()
+    assert 'compiled ops' in str(e.value) and "No module named 'mmcv._ext'" in str(e.value)
+    assert env.SETUP_COMMAND in str(e.value)
+
+
+def test_real_ops_load():
+    assert env.mmcv_ops_error() is None
+
+
+def test_import_mmliera_raises_the_check(monkeypatch):
+    """A fresh ``import mmliera`` fails with the message when the stack is wrong."""
+    import sys
+    real = env.installed_version
+    monkeypatch.setattr(env, 'installed_version', lambda d: '3.1.0' if d == 'mmdet' else real(d))
+    saved = {k: v for k, v in sys.modules.items() if k == 'mmliera' or k.startswith('mmliera.')}
+    for k in saved:
+        if k != 'mmliera.environment':
+            monkeypatch.delitem(sys.modules, k)
+    try:
+        with pytest.raises(env.EnvironmentMismatchError, match='mmdet 3.1.0 is installed'):
+            importlib.import_module('mmliera')
+    finally:
+        sys.modules.update(saved)
