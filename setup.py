@@ -28,6 +28,8 @@ setup(
         'mmpretrain>=1.2,<1.3',
         'safetensors>=0.4',
         'pycocotools',
+        # mmengine 0.10.7 imports pkg_resources (removed in setuptools 81); torch needs >=77
+        'setuptools>=77.0.3,<81',
     ],
     extras_require={
         'tests': ['pytest>=7'],

@@ -4,15 +4,25 @@ Importing this package checks the environment and registers every mmliera compon
 registries, so an mmdet-scoped config only needs
 ``custom_imports = dict(imports=['mmliera'], allow_failed_imports=False)``.
 """
-from .environment import check_environment, environment_summary
-from .version import __version__
+import warnings
+
+# mmengine 0.10.7 imports pkg_resources (we pin setuptools<81 for it): its deprecation notice is
+# known and handled, not news for users.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from .environment import check_environment, environment_summary  # noqa: E402
+from .version import __version__  # noqa: E402
 
 check_environment()
 
 from .adapters import (LieRAConv2d, LieRALayer, LieRALinear,  # noqa: E402
                        adapter_layers, inject_adapters, merge_adapters, unmerge_adapters)
+from .engine import LieRAFreezeHook, LieRARunner  # noqa: E402
+from .freeze import FreezePolicy  # noqa: E402
+from .models import LieRAConvNeXt, adapt_module  # noqa: E402
 
 __all__ = [
     '__version__', 'check_environment', 'environment_summary', 'LieRAConv2d', 'LieRALayer',
-    'LieRALinear', 'adapter_layers', 'inject_adapters', 'merge_adapters', 'unmerge_adapters'
+    'LieRALinear', 'adapter_layers', 'inject_adapters', 'merge_adapters', 'unmerge_adapters',
+    'LieRAFreezeHook', 'LieRARunner', 'FreezePolicy', 'LieRAConvNeXt', 'adapt_module'
 ]

@@ -6,6 +6,7 @@ fixes it.
 """
 import importlib
 import importlib.metadata
+import importlib.util
 
 from packaging.version import InvalidVersion, Version
 
@@ -62,6 +63,11 @@ def check_environment():
             raise EnvironmentMismatchError(
                 f'mmliera supports {dist}>={low},<{high} but {dist} {found} is installed; '
                 f'run `pip install {fix}` (or `{SETUP_COMMAND}`).')
+    if importlib.util.find_spec('pkg_resources') is None:
+        raise EnvironmentMismatchError(
+            'mmengine needs pkg_resources (to resolve mmdet:: configs) but the installed '
+            f"setuptools has none; run `pip install 'setuptools>=77.0.3,<81'` (or "
+            f'`{SETUP_COMMAND}`).')
     reason = mmcv_ops_error()
     if reason is not None:
         raise EnvironmentMismatchError(

@@ -73,3 +73,11 @@ def test_import_mmliera_raises_the_check(monkeypatch):
             importlib.import_module('mmliera')
     finally:
         sys.modules.update(saved)
+
+
+def test_missing_pkg_resources(monkeypatch):
+    real = env.importlib.util.find_spec
+    monkeypatch.setattr(env.importlib.util, 'find_spec',
+                        lambda n, *a: None if n == 'pkg_resources' else real(n, *a))
+    with pytest.raises(env.EnvironmentMismatchError, match="setuptools>=77.0.3,<81"):
+        env.check_environment()

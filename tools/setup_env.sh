@@ -19,7 +19,8 @@ WHEELS=${MMLIERA_WHEELS:-$ROOT/../shared/wheels}
 PIP=("$PY" -m pip install --disable-pip-version-check)
 
 TORCH_SPEC=(torch==2.14.1 torchvision==0.29.1)
-BUILD_TOOLS=(numpy ninja wheel)
+# setuptools: torch 2.14 needs >=77.0.3; mmengine 0.10.7 imports pkg_resources (gone in 81)
+BUILD_TOOLS=(numpy ninja wheel "setuptools>=77.0.3,<81")
 OPENMMLAB=(mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0)
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -31,7 +32,7 @@ PYEOF
 }
 
 # 1. torch (pip takes 2.14.1 from this machine's disk; elsewhere it downloads the same release).
-if have "import torch, torchvision, numpy, ninja, wheel
+if have "import torch, torchvision, numpy, ninja, wheel, pkg_resources
 assert torch.__version__.split('+')[0] == '2.14.1' and torchvision.__version__.split('+')[0] == '0.29.1'"; then
   log "torch 2.14.1 + torchvision 0.29.1: already installed"
 else

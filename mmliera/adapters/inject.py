@@ -7,6 +7,7 @@ full-matches the module's dotted name or one of its dotted suffixes (``'depthwis
 ``'stages\\.0\\..*'`` both match ``stages.0.1.depthwise_conv``). The first matching item wins.
 """
 import re
+import warnings
 
 import torch.nn as nn
 
@@ -96,11 +97,14 @@ def _plan(module, specs):
     return plan
 
 
-def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, targets=None):
+def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, targets=None, *,
+                    check_zeros=True):
     """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place.
 
     Weights are shared, not copied. All-or-nothing: every adapter is validated and built before
     any submodule is replaced. Returns the sorted list of replaced module names.
+    ``check_zeros``: warn per layer about exact zeros in W (pass False when the real weights
+    are loaded later, and call :func:`warn_exact_zeros` then).
     """
     specs = None if targets is None else _parse_targets(targets)
     plan = _plan(module, specs)
@@ -116,7 +120,8 @@ def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, target
         kw.update(plan[name])
         if 'rank' in plan[name] and 'alpha' not in plan[name]:
             kw['alpha'] = None  # alpha follows an overridden rank (2 * rank) unless given
-        built.append((parent, child, _adapter_class(old).from_module(old, name=name, **kw)))
+        built.append((parent, child, _adapter_class(old).from_module(
+            old, name=name, check_zeros=check_zeros, **kw)))
     for parent, child, new in built:
         setattr(parent, child, new)
     return sorted(plan)
@@ -125,6 +130,18 @@ def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, target
 def adapter_layers(module):
     """{name: layer} of every LieRA layer in ``module``."""
     return {n: m for n, m in module.named_modules() if isinstance(m, LieRALayer)}
+
+
+def warn_exact_zeros(module):
+    """One warning for all adapted layers whose W has exact zeros; returns the total count."""
+    counts = {n: m.exact_zeros() for n, m in adapter_layers(module).items()}
+    counts = {n: c for n, c in counts.items() if c}
+    if counts:
+        listed = ', '.join(f'{n} ({c})' for n, c in list(counts.items())[:10])
+        warnings.warn(f'{sum(counts.values())} weights in {len(counts)} LieRA layers are exactly '
+                      f'0 and a multiplicative update cannot move them: {listed}'
+                      + (' ...' if len(counts) > 10 else ''))
+    return sum(counts.values())
 
 
 def merge_adapters(module):

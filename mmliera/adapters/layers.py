@@ -40,7 +40,8 @@ class _MergedGuard(torch.autograd.Function):
 class LieRALayer:
     """Adapter state and merge logic shared by LieRAConv2d and LieRALinear (a mixin)."""
 
-    def _init_adapter(self, rank, alpha=None, mode='taylor', dropout=0.0, name=None):
+    def _init_adapter(self, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
+                      check_zeros=True):
         self.adapter_name = name or type(self).__name__
         where = self.adapter_name
         if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank <= 0:
@@ -67,15 +68,25 @@ class LieRALayer:
         self.merged = False
         self.register_buffer('_unmerged_weight', None, persistent=False)
         self.reset_adapter()
-        if mode != 'lora':
-            zeros = int((self.weight == 0).sum())
-            if zeros:
-                warnings.warn(
-                    f'{where}: {zeros} of {self.weight.numel()} weights are exactly 0; a '
-                    f'multiplicative LieRA update ({mode}) cannot move them (mode="lora" can).')
+        if check_zeros:
+            self.warn_exact_zeros()
+
+    def exact_zeros(self):
+        """Number of exact zeros in W that the mode cannot move (0 for 'lora')."""
+        return 0 if self.mode == 'lora' else int((self.weight == 0).sum())
+
+    def warn_exact_zeros(self):
+        """Warn (with the count) when W has exact zeros a multiplicative update cannot move."""
+        zeros = self.exact_zeros()
+        if zeros:
+            warnings.warn(
+                f'{self.adapter_name}: {zeros} of {self.weight.numel()} weights are exactly 0; '
+                f'a multiplicative LieRA update ({self.mode}) cannot move them (mode="lora" can).')
+        return zeros
 
     @classmethod
-    def from_module(cls, layer, rank, alpha=None, mode='taylor', dropout=0.0, name=None):
+    def from_module(cls, layer, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
+                    check_zeros=True):
         """Adapted copy of ``layer`` sharing its weight and bias tensors (nothing is copied)."""
         where = name or type(layer).__name__
         if isinstance(layer, LieRALayer):
@@ -86,7 +97,7 @@ class LieRALayer:
         new = cls.__new__(cls)
         new.__dict__.update({k: copy.copy(v) if isinstance(v, dict) else v
                              for k, v in layer.__dict__.items()})
-        new._init_adapter(rank, alpha, mode, dropout, name)
+        new._init_adapter(rank, alpha, mode, dropout, name, check_zeros)
         return new
 
     def reset_adapter(self):

@@ -1,0 +1,3 @@
+from .freeze_hook import LieRAFreezeHook
+
+__all__ = ['LieRAFreezeHook']

@@ -1,0 +1,3 @@
+from .liera_runner import LieRARunner
+
+__all__ = ['LieRARunner']

@@ -1,0 +1,43 @@
+"""LieRARunner: mmengine's Runner that applies the LieRA freezing policy before the DDP wrap."""
+from mmdet.registry import RUNNERS
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from ..hooks.freeze_hook import LieRAFreezeHook
+
+
+def freeze_hooks_of(custom_hooks):
+    """LieRAFreezeHook instances for the LieRAFreezeHook entries (dicts or hooks) of a list."""
+    out = []
+    for h in custom_hooks or ():
+        if isinstance(h, LieRAFreezeHook):
+            out.append(h)
+        elif isinstance(h, dict) and h.get('type') in ('LieRAFreezeHook', LieRAFreezeHook):
+            kw = {k: v for k, v in h.items() if k not in ('type', 'priority')}
+            out.append(LieRAFreezeHook(**kw))
+    return out
+
+
+@RUNNERS.register_module()
+class LieRARunner(Runner):
+    """Runner whose ``wrap_model`` first applies every LieRAFreezeHook's policy.
+
+    mmengine builds the model, wraps it in DDP (which registers the parameters that require
+    grad) and later builds the optimizer (which skips frozen parameters), all before any hook
+    runs. Applying the policy here puts it in force before either sees the model. The names of
+    the parameters that train at wrap time are kept in ``liera_wrapped_trainable`` for the
+    hook's check.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._liera_freeze_hooks = freeze_hooks_of(kwargs.get('custom_hooks'))
+        super().__init__(*args, **kwargs)
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        inner = model.module if is_model_wrapper(model) else model
+        if not is_model_wrapper(model):
+            for hook in self._liera_freeze_hooks:
+                hook.policy.apply(inner)
+        self.liera_wrapped_trainable = {n for n, p in inner.named_parameters()
+                                        if p.requires_grad}
+        return super().wrap_model(model_wrapper_cfg, model)

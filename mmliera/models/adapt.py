@@ -1,0 +1,38 @@
+"""Adapt a built backbone in place: inject LieRA adapters, then build-time freezing.
+
+``adapter`` keys (defaults): mode='taylor', rank=16, alpha=None (2·rank), dropout=0.0,
+targets=None (every Conv2d and Linear). ``trainable``: extra parameter-name patterns that keep
+training (e.g. norms); everything else but the adapter factors is frozen.
+"""
+from ..adapters import inject_adapters
+from ..freeze import freeze_all_but_adapters
+
+ADAPTER_DEFAULTS = dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None)
+
+
+def adapter_config(adapter=None):
+    """The full adapter settings: defaults updated by ``adapter``; unknown keys raise."""
+    adapter = {} if adapter is None else adapter
+    if not isinstance(adapter, dict):
+        raise TypeError(f'adapter must be a dict like {ADAPTER_DEFAULTS}, got {adapter!r}')
+    unknown = sorted(set(adapter) - set(ADAPTER_DEFAULTS))
+    if unknown:
+        raise ValueError(f'unknown adapter keys {unknown}; allowed: {sorted(ADAPTER_DEFAULTS)}')
+    cfg = dict(ADAPTER_DEFAULTS)
+    cfg.update(adapter)
+    return cfg
+
+
+def adapt_module(module, adapter=None, trainable=()):
+    """Inject adapters into ``module`` and freeze all but their factors; returns ``module``.
+
+    Exact zeros in the weights are not reported here (the real weights usually load later,
+    in ``init_weights``; call :func:`mmliera.adapters.warn_exact_zeros` then).
+    Sets ``module.liera_adapter`` (the full settings) and ``module.liera_layers`` (names).
+    """
+    cfg = adapter_config(adapter)
+    module.liera_layers = inject_adapters(module, **cfg, check_zeros=False)
+    module.liera_adapter = cfg
+    module.liera_trainable = list(trainable or ())
+    freeze_all_but_adapters(module, trainable)
+    return module

@@ -1,0 +1,3 @@
+from .liera_convnext import LieRAConvNeXt
+
+__all__ = ['LieRAConvNeXt']

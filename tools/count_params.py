@@ -1,0 +1,48 @@
+"""Print a config's LieRA adapter parameters by layer kind and trainable/frozen per module.
+
+    python tools/count_params.py configs/liera_maskrcnn_convnextv2.py [--cfg-options k=v ...]
+
+The model is built as training would build it (no weights are loaded), with the freezing
+policy of the config's LieRAFreezeHook applied.
+"""
+import argparse
+
+import mmliera  # noqa: F401  (environment check, registration)
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. model.backbone.adapter.rank=32')
+    args = parser.parse_args(argv)
+
+    from mmdet.registry import MODELS
+    from mmliera.counting import adapter_counts, format_counts
+    from mmliera.engine.runner.liera_runner import freeze_hooks_of
+    from mmliera.freeze import format_table, parameter_table
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    for hook in freeze_hooks_of(cfg.get('custom_hooks')):
+        hook.policy.apply(model)
+
+    backbone = getattr(model, 'backbone', model)
+    settings = getattr(backbone, 'liera_adapter', None)
+    print(f'config: {args.config}')
+    print(f'backbone: {type(backbone).__name__}'
+          + (f', adapter: {settings}' if settings else ', no LieRA adapters'))
+    print('\nLieRA adapter parameters by layer kind:')
+    print(format_counts(adapter_counts(model)))
+    print('\nParameters per module:')
+    print(format_table(parameter_table(model)))
+    print(f'\nmmliera {mmliera.__version__}')
+
+
+if __name__ == '__main__':
+    main()
