@@ -36,39 +36,57 @@ class LieRAFreezeHook(Hook):
     def __init__(self, adapted_modules=('backbone', ), trainable=(), frozen=()):
         self.policy = FreezePolicy(adapted_modules, trainable, frozen)
 
+    def _check_ddp_count(self, ddp, model):
+        """Without LieRARunner's record, compare DDP's registered tensor count to now."""
+        try:
+            registered = ddp._get_ddp_logging_data()['num_parameter_tensors']
+        except Exception:  # not a torch DDP, or no logging data: nothing to compare
+            return
+        now = sum(p.requires_grad for p in model.parameters())
+        if registered != now:
+            frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+            frozen.sort(key=self.policy._in_adapted)  # neck/head names first: likely culprits
+            raise RuntimeError(
+                f'LieRAFreezeHook: DDP registered {registered} parameter tensors for gradient '
+                f'reduction but {now} require grad now: requires_grad was changed after the '
+                f'wrap (frozen now: {", ".join(frozen[:8])}{", ..." if len(frozen) > 8 else ""}'
+                "). Set runner_type='LieRARunner' in the config (tools/train.py does it) so "
+                'the policy is applied before DDP wraps the model.')
+
     def before_train(self, runner):
         wrapped = is_model_wrapper(runner.model)
         model = runner.model.module if wrapped else runner.model
         self.policy.check_patterns(model)
         wanted = self.policy.resolve(model)
-        ddp_seen = None
-        if wrapped:
-            ddp_seen = getattr(runner, 'liera_wrapped_trainable', None)
-            if ddp_seen is None:
-                ddp_seen = {n for n, p in model.named_parameters() if p.requires_grad}
+        ddp_seen = getattr(runner, 'liera_wrapped_trainable', None) if wrapped else None
+        if wrapped and ddp_seen is None:
+            self._check_ddp_count(runner.model, model)
         opt_ids = optimizer_params(getattr(runner, 'optim_wrapper', None))
-        problems = []
+        problems = {}  # reason -> parameter names
+
+        def flag(cond, reason, name):
+            if cond:
+                problems.setdefault(reason, []).append(name)
+
         for n, p in model.named_parameters():
             if wanted[n]:
-                if not p.requires_grad:
-                    problems.append(f'{n}: policy trains it but requires_grad=False')
-                if ddp_seen is not None and n not in ddp_seen:
-                    problems.append(f'{n}: policy trains it but DDP does not reduce its grads')
-                if opt_ids is not None and id(p) not in opt_ids:
-                    problems.append(f'{n}: policy trains it but the optimizer does not hold it')
+                flag(not p.requires_grad, 'policy trains, requires_grad=False', n)
+                flag(ddp_seen is not None and n not in ddp_seen,
+                     'policy trains, DDP does not reduce its grads', n)
+                flag(opt_ids is not None and id(p) not in opt_ids,
+                     'policy trains, the optimizer does not hold it', n)
             else:
-                if p.requires_grad:
-                    problems.append(f'{n}: policy freezes it but requires_grad=True')
-                if ddp_seen is not None and n in ddp_seen:
-                    problems.append(f'{n}: policy freezes it but DDP registered it for grads')
-                if opt_ids is not None and id(p) in opt_ids:
-                    problems.append(f'{n}: policy freezes it but the optimizer holds it')
+                flag(p.requires_grad, 'policy freezes, requires_grad=True', n)
+                flag(ddp_seen is not None and n in ddp_seen,
+                     'policy freezes, DDP registered it for grads', n)
+                flag(opt_ids is not None and id(p) in opt_ids,
+                     'policy freezes, the optimizer holds it', n)
         if problems:
-            shown = '\n  '.join(problems[:20])
-            more = f'\n  ... and {len(problems) - 20} more' if len(problems) > 20 else ''
+            lines = [f'{reason} ({len(names)}): {", ".join(names[:8])}'
+                     + (', ...' if len(names) > 8 else '') for reason, names in problems.items()]
             raise RuntimeError(
-                f'LieRAFreezeHook: {len(problems)} parameter(s) disagree with the freezing '
-                f'policy after the model was wrapped and the optimizer built:\n  {shown}{more}\n'
+                'LieRAFreezeHook: parameters disagree with the freezing policy after the model '
+                'was wrapped and the optimizer built:\n  ' + '\n  '.join(lines) + '\n'
                 "Set runner_type='LieRARunner' in the config (tools/train.py does it) so the "
                 'policy is applied before DDP and the optimizer see the model, and do not '
                 'change requires_grad after the runner is built.')

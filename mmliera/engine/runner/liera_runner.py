@@ -26,7 +26,8 @@ class LieRARunner(Runner):
     grad) and later builds the optimizer (which skips frozen parameters), all before any hook
     runs. Applying the policy here puts it in force before either sees the model. The names of
     the parameters that train at wrap time are kept in ``liera_wrapped_trainable`` for the
-    hook's check.
+    hook's check. ``build_optim_wrapper`` leaves frozen parameters out of the optimizer
+    (mmengine's default constructor hands it ``model.parameters()``, frozen ones included).
     """
 
     def __init__(self, *args, **kwargs):
@@ -41,3 +42,19 @@ class LieRARunner(Runner):
         self.liera_wrapped_trainable = {n for n, p in inner.named_parameters()
                                         if p.requires_grad}
         return super().wrap_model(model_wrapper_cfg, model)
+
+    def build_optim_wrapper(self, optim_wrapper):
+        built = super().build_optim_wrapper(optim_wrapper)
+        wrappers = getattr(built, 'optim_wrappers', None)
+        dropped = 0
+        for w in (wrappers.values() if wrappers is not None else [built]):
+            opt = w.optimizer
+            for group in opt.param_groups:
+                keep = [p for p in group['params'] if p.requires_grad]
+                dropped += len(group['params']) - len(keep)
+                group['params'] = keep
+            opt.param_groups[:] = [g for g in opt.param_groups if g['params']]
+        if dropped:
+            self.logger.info(f'LieRARunner: {dropped} frozen parameter tensors left out of the '
+                             'optimizer')
+        return built

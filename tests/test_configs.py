@@ -1,0 +1,56 @@
+"""Every config in configs/ loads and builds its model (no data, no checkpoint download)."""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+from helpers import ROOT
+
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[os.path.relpath(p, ROOT) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    backbone = cfg.model.backbone
+    if 'adapter' in backbone:
+        assert cfg.get('runner_type') == 'LieRARunner'
+        assert any(h['type'] == 'LieRAFreezeHook' for h in cfg.custom_hooks)
+        assert all(not p.requires_grad for n, p in model.backbone.named_parameters()
+                   if not n.endswith(('lora_A', 'lora_B')))
+
+
+def test_paper_config_settings():
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
+    bb = cfg.model.backbone
+    assert (bb.type, bb.arch, bb.use_grn, bb.layer_scale_init_value) == (
+        'LieRAConvNeXt', 'base', True, 0.)
+    assert bb.adapter == dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None)
+    assert bb.init_cfg.checkpoint.startswith('https://download.openmmlab.com/mmclassification/'
+                                             'v0/convnext-v2/convnext-v2-base_3rdparty-fcmae')
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                                               weight_decay=0.05)
+    assert cfg.auto_scale_lr.base_batch_size == 32 and cfg.train_cfg.max_epochs == 12
+    assert cfg.val_evaluator.metric == ['bbox', 'segm']
+    assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
+
+
+@pytest.mark.parametrize('name,rank,total', [('liera_maskrcnn_convnextv2.py', 16, 17_271_104),
+                                             ('liera_maskrcnn_convnextv2_r32.py', 32, 34_542_208),
+                                             ('lora_maskrcnn_convnextv2_r32.py', 32, 34_542_208)])
+def test_count_tool_prints_paper_counts(name, rank, total):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'),
+                          os.path.join(ROOT, 'configs', name)], capture_output=True, text=True,
+                         check=True).stdout
+    assert re.search(rf'^total\s+112\s+{total:,}$', out, re.M), out
+    for kind in ('stem', 'downsample', 'depthwise', 'pointwise'):
+        assert re.search(rf'^{kind}\s+\d+\s+[\d,]+$', out, re.M)
+    assert f"'rank': {rank}" in out
+    assert re.search(rf'^backbone\s+{total:,}\s+87,694,592\s+{total:,}$', out, re.M), out
