@@ -1,6 +1,5 @@
 # Full fine-tuning baseline: plain ConvNeXt-V2-B, no adapters, no freezing.
 _base_ = './liera_maskrcnn_convnextv2.py'
-runner_type = 'Runner'
 model = dict(
     backbone=dict(
         _delete_=True,

@@ -1,4 +1,8 @@
-from .hooks import LieRAFreezeHook
+from .hooks import LieRAFreezeHook, PretrainBackboneHook, export_backbone
 from .runner import LieRARunner
+from .safe_load import mmengine_safe_globals, safe_load
 
-__all__ = ['LieRAFreezeHook', 'LieRARunner']
+__all__ = [
+    'LieRAFreezeHook', 'PretrainBackboneHook', 'export_backbone', 'LieRARunner',
+    'mmengine_safe_globals', 'safe_load'
+]

@@ -4,6 +4,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..hooks.freeze_hook import LieRAFreezeHook
+from ..safe_load import mmengine_safe_globals
 
 
 def freeze_hooks_of(custom_hooks):
@@ -28,6 +29,10 @@ class LieRARunner(Runner):
     the parameters that train at wrap time are kept in ``liera_wrapped_trainable`` for the
     hook's check. ``build_optim_wrapper`` leaves frozen parameters out of the optimizer
     (mmengine's default constructor hands it ``model.parameters()``, frozen ones included).
+
+    Checkpoints (``load_from``, ``resume``, pretrained ``init_cfg``) load with torch's
+    ``weights_only=True`` unpickler plus the allow-list of :mod:`mmliera.engine.safe_load`, so
+    mmengine's own checkpoints resume under torch >= 2.6 and untrusted pickles stay refused.
     """
 
     def __init__(self, *args, **kwargs):
@@ -58,3 +63,15 @@ class LieRARunner(Runner):
             self.logger.info(f'LieRARunner: {dropped} frozen parameter tensors left out of the '
                              'optimizer')
         return built
+
+    def load_checkpoint(self, *args, **kwargs):
+        with mmengine_safe_globals():
+            return super().load_checkpoint(*args, **kwargs)
+
+    def resume(self, *args, **kwargs):
+        with mmengine_safe_globals():
+            return super().resume(*args, **kwargs)
+
+    def _init_model_weights(self):
+        with mmengine_safe_globals():
+            return super()._init_model_weights()
