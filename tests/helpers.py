@@ -1,5 +1,7 @@
 """Shared test helpers: configs and small models built from the real configs."""
 import os
+import subprocess
+import sys
 
 from mmengine.config import Config
 
@@ -16,3 +18,14 @@ def atto_detector_cfg(config=PAPER_CONFIG, rank=2, **adapter):
         cfg.model.backbone.adapter.update(rank=rank, **adapter)
     cfg.model.neck.in_channels = [40, 80, 160, 320]
     return cfg
+
+
+def run(cmd, env=None, timeout=900):
+    """Run a command from the repo root with this checkout first on PYTHONPATH; returns output."""
+    tests = os.path.join(ROOT, 'tests')
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, ROOT]), **(env or {}))
+    done = subprocess.run([sys.executable if c == 'python' else c for c in cmd],
+                          capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-6000:]
+    return out

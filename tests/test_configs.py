@@ -2,14 +2,13 @@
 import glob
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from helpers import ROOT
+from helpers import ROOT, run
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 
@@ -46,9 +45,8 @@ def test_paper_config_settings():
                                              ('liera_maskrcnn_convnextv2_r32.py', 32, 34_542_208),
                                              ('lora_maskrcnn_convnextv2_r32.py', 32, 34_542_208)])
 def test_count_tool_prints_paper_counts(name, rank, total):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'),
-                          os.path.join(ROOT, 'configs', name)], capture_output=True, text=True,
-                         check=True).stdout
+    out = run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'),
+               os.path.join(ROOT, 'configs', name)])
     assert re.search(rf'^total\s+112\s+{total:,}$', out, re.M), out
     for kind in ('stem', 'downsample', 'depthwise', 'pointwise'):
         assert re.search(rf'^{kind}\s+\d+\s+[\d,]+$', out, re.M)

@@ -1,31 +1,19 @@
 """Train / test / distributed / resume through the tools on the generated data (CPU)."""
-import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import ROOT, run
 
 DEMO = osp.join(ROOT, 'configs', 'demo', 'liera_maskrcnn_convnextv2-atto_synthetic.py')
 PRETRAIN = osp.join(ROOT, 'configs', 'demo', 'full_maskrcnn_convnextv2-atto_synthetic-pretrain.py')
-TESTS = osp.dirname(osp.abspath(__file__))
 
 # mAP floors for the short schedule below (pretrain 60 iters, LieRA 60 iters), measured on this
 # machine: bbox 0.099, segm 0.204. A model that does not learn scores ~0.00.
 BBOX_FLOOR, SEGM_FLOOR = 0.06, 0.12
-
-
-def run(cmd, env=None, timeout=900):
-    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, ROOT]), **(env or {}))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,
-                          cwd=ROOT)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-6000:]
-    return out
 
 
 def maps(out):

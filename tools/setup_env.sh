@@ -25,8 +25,9 @@ OPENMMLAB=(mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0)
 
 log() { printf '[setup] %s\n' "$*"; }
 
-have() {  # have "<python statement>": true when the statement runs cleanly
-  "$PY" - >/dev/null 2>&1 <<PYEOF
+have() {  # have "<python statement>": true when it runs cleanly (from /, so only installed
+          # packages count, not the checkout in the current directory)
+  (cd / && "$PY" - >/dev/null 2>&1) <<PYEOF
 $1
 PYEOF
 }

@@ -25,8 +25,7 @@ class LieRAConvNeXt(ConvNeXt):
 
     def __init__(self, *args, adapter=None, trainable=(), **kwargs):
         super().__init__(*args, **kwargs)
-        adapt_module(self, adapter, trainable)
-        self._freeze_stages()  # frozen_stages freezes adapters of those stages too
+        adapt_module(self, adapter, trainable)  # frozen_stages' layers keep adapters frozen
 
     def init_weights(self):
         """mmengine init / pretrained load into the frozen weights; the factors keep B = 0."""
