@@ -18,7 +18,9 @@ check_environment()
 from .adapters import (LieRAConv2d, LieRALayer, LieRALinear,  # noqa: E402
                        adapter_layers, inject_adapters, merge_adapters, unmerge_adapters)
 from .datasets import SyntheticCocoDataset, ensure_synthetic_coco  # noqa: E402
-from .engine import LieRAFreezeHook, LieRARunner  # noqa: E402
+from .checkpoint import (AdapterCheckpointError, load_adapter_checkpoint,  # noqa: E402
+                         save_adapter_checkpoint)
+from .engine import AdapterCheckpointHook, LieRAFreezeHook, LieRARunner  # noqa: E402
 from .freeze import FreezePolicy  # noqa: E402
 from .models import LieRAConvNeXt, adapt_module  # noqa: E402
 
@@ -26,5 +28,6 @@ __all__ = [
     '__version__', 'check_environment', 'environment_summary', 'LieRAConv2d', 'LieRALayer',
     'LieRALinear', 'adapter_layers', 'inject_adapters', 'merge_adapters', 'unmerge_adapters',
     'LieRAFreezeHook', 'LieRARunner', 'FreezePolicy', 'LieRAConvNeXt', 'adapt_module',
-    'SyntheticCocoDataset', 'ensure_synthetic_coco'
+    'SyntheticCocoDataset', 'ensure_synthetic_coco', 'AdapterCheckpointError',
+    'load_adapter_checkpoint', 'save_adapter_checkpoint', 'AdapterCheckpointHook'
 ]

@@ -7,6 +7,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 import mmliera  # noqa: E402,F401  (registers everything)
+from helpers import DEMO, PRETRAIN, run, write_cfg  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +16,31 @@ def _mmdet_scope():
     init_default_scope('mmdet')
     yield
     DefaultScope._instance_dict.clear()
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory):
+    """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule."""
+    tmp = tmp_path_factory.mktemp('demo')
+    pretrained = tmp / 'pretrained' / 'backbone.pth'
+    cfg = write_cfg(tmp / 'demo_short.py', DEMO, f"""
+pretrained = '{pretrained}'
+model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
+train_cfg = dict(max_iters=60, val_interval=60)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=10, end=60, eta_min_ratio=0.05)]
+default_hooks = dict(checkpoint=dict(interval=60))
+custom_hooks = [
+    dict(type='LieRAFreezeHook'),
+    dict(type='AdapterCheckpointHook', interval=-1),
+    dict(type='PretrainBackboneHook', config='{PRETRAIN}', checkpoint=pretrained,
+         cfg_options={{'train_cfg.max_iters': 60, 'train_cfg.val_interval': 60,
+                       'default_hooks.checkpoint.interval': 60,
+                       'param_scheduler.1.end': 60}}),
+]
+""")
+    work = tmp / 'work'
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
+    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained,
+                ckpt=str(work / 'iter_60.pth'))

@@ -3,56 +3,14 @@ import os.path as osp
 import re
 import sys
 
-import pytest
 import torch
 
-from helpers import ROOT, run
+from helpers import maps, run, write_cfg
 
-DEMO = osp.join(ROOT, 'configs', 'demo', 'liera_maskrcnn_convnextv2-atto_synthetic.py')
-PRETRAIN = osp.join(ROOT, 'configs', 'demo', 'full_maskrcnn_convnextv2-atto_synthetic-pretrain.py')
-
-# mAP floors for the short schedule below (pretrain 60 iters, LieRA 60 iters), measured on this
-# machine: bbox 0.099, segm 0.204. A model that does not learn scores ~0.00.
+# mAP floors for the short schedule of the demo_run fixture (conftest.py: pretrain 60 iters,
+# LieRA 60 iters), measured on this machine: bbox 0.099, segm 0.204. A model that does not learn
+# scores ~0.00.
 BBOX_FLOOR, SEGM_FLOOR = 0.06, 0.12
-
-
-def maps(out):
-    bbox = [float(x) for x in re.findall(r'coco/bbox_mAP: ([\d.]+)', out)]
-    segm = [float(x) for x in re.findall(r'coco/segm_mAP: ([\d.]+)', out)]
-    assert bbox and segm, out[-3000:]
-    return bbox[-1], segm[-1]
-
-
-def write_cfg(path, base, body=''):
-    path.write_text(f"_base_ = ['{base}']\n" + body)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def demo_run(tmp_path_factory):
-    """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule."""
-    tmp = tmp_path_factory.mktemp('demo')
-    pretrained = tmp / 'pretrained' / 'backbone.pth'
-    cfg = write_cfg(tmp / 'demo_short.py', DEMO, f"""
-pretrained = '{pretrained}'
-model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
-train_cfg = dict(max_iters=60, val_interval=60)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=10, end=60, eta_min_ratio=0.05)]
-default_hooks = dict(checkpoint=dict(interval=60))
-custom_hooks = [
-    dict(type='LieRAFreezeHook'),
-    dict(type='PretrainBackboneHook', config='{PRETRAIN}', checkpoint=pretrained,
-         cfg_options={{'train_cfg.max_iters': 60, 'train_cfg.val_interval': 60,
-                       'default_hooks.checkpoint.interval': 60,
-                       'param_scheduler.1.end': 60}}),
-]
-""")
-    work = tmp / 'work'
-    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
-    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained,
-                ckpt=str(work / 'iter_60.pth'))
 
 
 def test_train_pretrains_adapts_and_evaluates(demo_run):

@@ -16,6 +16,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')))
 custom_hooks = [
     dict(type='LieRAFreezeHook'),
+    dict(type='AdapterCheckpointHook', interval=-1),  # adapters_last.safetensors at the end
     dict(type='PretrainBackboneHook',
          config='{{ fileDirname }}/full_maskrcnn_convnextv2-atto_synthetic-pretrain.py',
          checkpoint=pretrained),

@@ -83,3 +83,80 @@ def update_only(weight, delta, mode):
     else:
         raise ValueError(f'unknown LieRA mode {mode!r}; choose one of {MODES}')
     return out.to(weight.dtype)
+
+
+def _grad_delta(grad_w, weight, delta, mode):
+    """dL/dΔW from dL/dW' (all in ΔW's dtype)."""
+    if mode == 'taylor':
+        return grad_w * weight
+    if mode == 'exp':
+        return grad_w * torch.exp(delta).mul_(weight)
+    return grad_w
+
+
+class _LieRAOp(torch.autograd.Function):
+    """y = op(x, W'(A, B)) for a frozen W, recomputing W' in backward instead of storing it.
+
+    Saves x, W (a parameter: no new memory), A and B; backward rebuilds ΔW and W' (one small
+    matmul and one elementwise pass) and calls the op's own backward kernels. ``op`` is
+    ``('conv', stride, padding, dilation, groups)`` (padding numeric; the layer pads other
+    modes beforehand) or ``('linear',)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, mode, op):
+        with torch.no_grad():
+            delta = delta_weight(lora_A, lora_B, scaling, weight.shape, weight.dtype)
+            w = apply_update(weight, delta, mode)
+            y = _run_op(op, x, w, bias)
+        ctx.save_for_backward(x, weight, lora_A, lora_B)
+        ctx.scaling, ctx.mode, ctx.op = scaling, mode, op
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight, lora_A, lora_B = ctx.saved_tensors
+        need_x, _, need_b, need_A, need_B = ctx.needs_input_grad[:5]
+        with torch.no_grad():
+            delta = delta_weight(lora_A, lora_B, ctx.scaling, weight.shape, weight.dtype)
+            w = apply_update(weight, delta, ctx.mode)
+            grad_x, grad_w, grad_bias = _op_backward(ctx.op, grad_y, x, w, need_x,
+                                                      need_A or need_B,
+                                                      need_b and ctx.has_bias)
+            grad_A = grad_B = None
+            if grad_w is not None:
+                w_ct = weight.to(delta.dtype)
+                g = _grad_delta(grad_w.to(delta.dtype), w_ct, delta, ctx.mode)
+                g = g.reshape(lora_B.shape[0], lora_A.shape[1]).mul_(ctx.scaling)
+                a, b = lora_A.to(g.dtype), lora_B.to(g.dtype)
+                if need_B:
+                    grad_B = torch.mm(g, a.t()).to(lora_B.dtype)
+                if need_A:
+                    grad_A = torch.mm(b.t(), g).to(lora_A.dtype)
+        return grad_x, None, grad_bias, grad_A, grad_B, None, None, None
+
+
+def _run_op(op, x, w, bias):
+    if op[0] == 'linear':
+        return torch.nn.functional.linear(x, w, bias)
+    _, stride, padding, dilation, groups = op
+    return torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups)
+
+
+def _op_backward(op, grad_y, x, w, need_x, need_w, need_b):
+    if op[0] == 'linear':
+        gy = grad_y.reshape(-1, grad_y.shape[-1])
+        grad_x = torch.mm(gy, w).view(x.shape) if need_x else None
+        grad_w = torch.mm(gy.t(), x.reshape(-1, x.shape[-1])) if need_w else None
+        grad_b = gy.sum(0) if need_b else None
+        return grad_x, grad_w, grad_b
+    _, stride, padding, dilation, groups = op
+    return torch.ops.aten.convolution_backward(
+        grad_y, x, w, [w.shape[0]] if need_b else None, stride, padding, dilation, False,
+        [0, 0], groups, [need_x, need_w, need_b])
+
+
+def lie_op(x, weight, bias, lora_A, lora_B, scaling, mode, op):
+    """``op(x, W')`` with the memory-lean backward of :class:`_LieRAOp`."""
+    return _LieRAOp.apply(x, weight, bias, lora_A, lora_B, scaling, mode, op)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .functional import MODES, apply_update, delta_weight, update_only
+from .functional import MODES, apply_update, delta_weight, lie_op, update_only
 
 
 class _MergedGuard(torch.autograd.Function):
@@ -38,7 +38,13 @@ class _MergedGuard(torch.autograd.Function):
 
 
 class LieRALayer:
-    """Adapter state and merge logic shared by LieRAConv2d and LieRALinear (a mixin)."""
+    """Adapter state and merge logic shared by LieRAConv2d and LieRALinear (a mixin).
+
+    ``lean_backward`` (default True): when only the factors train, the forward runs one op with
+    W' and backward rebuilds W' instead of keeping it alive (see ``functional._LieRAOp``).
+    """
+
+    lean_backward = True
 
     def _init_adapter(self, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
                       check_zeros=True):
@@ -152,10 +158,19 @@ class LieRALayer:
                 out = _MergedGuard.apply(out, self.lora_A, self.lora_B, self.adapter_name)
             return out
         if self.dropout == 0 or not self.training:
+            if self.lean_backward and self._lean_applies(x):
+                return lie_op(*self._lean_args(x), self.bias, self.lora_A, self.lora_B,
+                              self.scaling, self.mode, self._lean_op())
             return self._op(x, self.merged_weight(), self.bias)
         base = self._op(x, self.weight, self.bias)
         update = update_only(self.weight, self._delta(), self.mode)
         return base + self._op(F.dropout(x, self.dropout, True), update, None)
+
+    def _lean_applies(self, x):
+        """The recompute-in-backward path: training the factors of a frozen W, no autocast."""
+        return (torch.is_grad_enabled() and not self.weight.requires_grad
+                and (self.lora_A.requires_grad or self.lora_B.requires_grad)
+                and not torch.is_autocast_enabled(x.device.type))
 
     def num_adapter_params(self):
         return self.lora_A.numel() + self.lora_B.numel()
@@ -189,6 +204,19 @@ class LieRAConv2d(LieRALayer, nn.Conv2d):
     def _op(self, x, weight, bias):
         return self._conv_forward(x, weight, bias)
 
+    def _lean_args(self, x):
+        if self.padding_mode != 'zeros' or isinstance(self.padding, str):
+            if self.padding == 'valid':
+                return x, self.weight
+            mode = 'constant' if self.padding_mode == 'zeros' else self.padding_mode
+            return F.pad(x, self._reversed_padding_repeated_twice, mode=mode), self.weight
+        return x, self.weight
+
+    def _lean_op(self):
+        padding = [0, 0] if (self.padding_mode != 'zeros' or isinstance(self.padding, str)) \
+            else list(self.padding)
+        return ('conv', list(self.stride), padding, list(self.dilation), self.groups)
+
 
 class LieRALinear(LieRALayer, nn.Linear):
     """nn.Linear with LieRA factors."""
@@ -208,6 +236,12 @@ class LieRALinear(LieRALayer, nn.Linear):
 
     def _op(self, x, weight, bias):
         return F.linear(x, weight, bias)
+
+    def _lean_args(self, x):
+        return x, self.weight
+
+    def _lean_op(self):
+        return ('linear', )
 
 
 def is_adapter_factor(name):

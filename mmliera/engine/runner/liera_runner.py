@@ -3,6 +3,9 @@ from mmdet.registry import RUNNERS
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+import torch
+
+from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import LieRAFreezeHook
 from ..safe_load import mmengine_safe_globals
 
@@ -33,11 +36,23 @@ class LieRARunner(Runner):
     Checkpoints (``load_from``, ``resume``, pretrained ``init_cfg``) load with torch's
     ``weights_only=True`` unpickler plus the allow-list of :mod:`mmliera.engine.safe_load`, so
     mmengine's own checkpoints resume under torch >= 2.6 and untrusted pickles stay refused.
+    An :class:`ExactResumeHook` is installed (RNG states in checkpoints) and data loaders get a
+    private generator, so a resumed run continues exactly like an uninterrupted one.
     """
 
     def __init__(self, *args, **kwargs):
         self._liera_freeze_hooks = freeze_hooks_of(kwargs.get('custom_hooks'))
         super().__init__(*args, **kwargs)
+        if not any(isinstance(h, ExactResumeHook) for h in self.hooks):
+            self.register_hook(ExactResumeHook())
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        if isinstance(loader, torch.utils.data.DataLoader) and loader.generator is None:
+            # iterators draw their base seed from here, not from the global RNG
+            loader.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        return loader
 
     def wrap_model(self, model_wrapper_cfg, model):
         inner = model.module if is_model_wrapper(model) else model
