@@ -44,7 +44,7 @@ class _ExpHadamard(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight, delta):
-        out = torch.exp(delta).mul_(weight)
+        out = torch.exp(delta).mul_(weight)  # exp(ΔW) ⊙ W, as apply_update
         ctx.save_for_backward(out)
         return out
 
@@ -54,20 +54,29 @@ class _ExpHadamard(torch.autograd.Function):
         return None, grad * out
 
 
-def apply_update(weight, delta, mode):
-    """W' from W and ΔW (ΔW in compute dtype); returns W's dtype."""
-    w = weight.to(delta.dtype)
-    if mode == 'taylor':
-        out = torch.addcmul(w, w, delta)
-    elif mode == 'exp':
-        if w.requires_grad:
-            out = w * torch.exp(delta)
-        else:
-            out = _ExpHadamard.apply(w, delta)
-    elif mode == 'lora':
-        out = w + delta
-    else:
+def apply_update(weight, delta, mode, inplace=False):
+    """W' from W and ΔW (ΔW in compute dtype); returns W's dtype.
+
+    taylor: (W ⊙ ΔW) + W; exp: exp(ΔW) ⊙ W; lora: ΔW + W: the same arithmetic, so the same
+    bits, whether formed out of place (autograd) or, with ``inplace=True``, in ΔW's own memory
+    (no new W-sized allocation; only for a ΔW that nothing else uses and that needs no grad).
+    """
+    if mode not in MODES:
         raise ValueError(f'unknown LieRA mode {mode!r}; choose one of {MODES}')
+    w = weight.to(delta.dtype)
+    if inplace:
+        if mode == 'taylor':
+            out = delta.mul_(w).add_(w)
+        elif mode == 'exp':
+            out = delta.exp_().mul_(w)
+        else:
+            out = delta.add_(w)
+    elif mode == 'taylor':
+        out = torch.mul(w, delta).add_(w)
+    elif mode == 'exp':
+        out = w * torch.exp(delta) if w.requires_grad else _ExpHadamard.apply(w, delta)
+    else:
+        out = delta + w
     return out.to(weight.dtype)
 
 
@@ -85,12 +94,12 @@ def update_only(weight, delta, mode):
     return out.to(weight.dtype)
 
 
-def _grad_delta(grad_w, weight, delta, mode):
-    """dL/dΔW from dL/dW' (all in ΔW's dtype)."""
+def _grad_delta_(grad_w, weight, w_new, mode):
+    """dL/dΔW from dL/dW', in grad_w's memory: taylor ⊙ W, exp ⊙ W' (= dW'/dΔW), lora 1."""
     if mode == 'taylor':
-        return grad_w * weight
+        return grad_w.mul_(weight)
     if mode == 'exp':
-        return grad_w * torch.exp(delta).mul_(weight)
+        return grad_w.mul_(w_new)
     return grad_w
 
 
@@ -107,8 +116,7 @@ class _LieRAOp(torch.autograd.Function):
     def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, mode, op):
         with torch.no_grad():
             delta = delta_weight(lora_A, lora_B, scaling, weight.shape, weight.dtype)
-            w = apply_update(weight, delta, mode)
-            y = _run_op(op, x, w, bias)
+            y = _run_op(op, x, apply_update(weight, delta, mode, inplace=True), bias)
         ctx.save_for_backward(x, weight, lora_A, lora_B)
         ctx.scaling, ctx.mode, ctx.op = scaling, mode, op
         ctx.has_bias = bias is not None
@@ -120,14 +128,14 @@ class _LieRAOp(torch.autograd.Function):
         need_x, _, need_b, need_A, need_B = ctx.needs_input_grad[:5]
         with torch.no_grad():
             delta = delta_weight(lora_A, lora_B, ctx.scaling, weight.shape, weight.dtype)
-            w = apply_update(weight, delta, ctx.mode)
+            ct = delta.dtype
+            w = apply_update(weight, delta, ctx.mode, inplace=True)  # W' again, not stored
             grad_x, grad_w, grad_bias = _op_backward(ctx.op, grad_y, x, w, need_x,
                                                       need_A or need_B,
                                                       need_b and ctx.has_bias)
             grad_A = grad_B = None
             if grad_w is not None:
-                w_ct = weight.to(delta.dtype)
-                g = _grad_delta(grad_w.to(delta.dtype), w_ct, delta, ctx.mode)
+                g = _grad_delta_(grad_w.to(ct), weight.to(ct), w.to(ct), ctx.mode)
                 g = g.reshape(lora_B.shape[0], lora_A.shape[1]).mul_(ctx.scaling)
                 a, b = lora_A.to(g.dtype), lora_B.to(g.dtype)
                 if need_B:

@@ -123,7 +123,9 @@ class LieRALayer:
         """W' for the layer's mode, in W's dtype (differentiable in A and B; merged: weight)."""
         if self.merged:
             return self.weight
-        return apply_update(self.weight, self._delta(), self.mode)
+        delta = self._delta()
+        fresh = not (delta.requires_grad or self.weight.requires_grad)
+        return apply_update(self.weight, delta, self.mode, inplace=fresh)
 
     def merge(self):
         """Fold W' into ``weight``; the original W is kept for a bit-exact ``unmerge()``."""
