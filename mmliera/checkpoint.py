@@ -17,8 +17,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .adapters import adapter_layers
+from .adapters.layers import is_adapter_key
 
 FORMAT = 'mmliera.adapters'
+ADAPTER_FILE_DEFAULTS = dict(dora=False, init='default')
 VERSION = 1
 
 
@@ -32,7 +34,7 @@ def _unwrap(model):
 
 def adapter_settings(model):
     """{layer name: {mode, rank, alpha, lora_A, lora_B shapes}} of every LieRA layer."""
-    return {n: dict(mode=m.mode, rank=m.rank, alpha=float(m.alpha),
+    return {n: dict(mode=m.mode, rank=m.rank, alpha=float(m.alpha), dora=m.dora, init=m.init,
                     lora_A=list(m.lora_A.shape), lora_B=list(m.lora_B.shape))
             for n, m in adapter_layers(_unwrap(model)).items()}
 
@@ -44,8 +46,8 @@ def adapter_state_dict(model, adapted_modules=('backbone', )):
     prefixes = tuple(m + '.' for m in adapted_modules)
     persistent = model.state_dict(keep_vars=True)
     for n, b in model.named_buffers():
-        if n in persistent and not n.startswith(prefixes):
-            out[n] = b
+        if n in persistent and (not n.startswith(prefixes) or is_adapter_key(n)):
+            out[n] = b  # buffers of the trained modules, and adapters' own (PiSSA's A0, B0)
     return {n: t.detach() for n, t in out.items()}
 
 
@@ -106,10 +108,11 @@ def load_adapter_checkpoint(model, path, adapted_modules=None):
             'were trained with')
     for name, want in have.items():
         got = saved[name]
-        for key in ('mode', 'rank', 'alpha', 'lora_A', 'lora_B'):
-            if got[key] != want[key]:
+        for key in ('mode', 'rank', 'alpha', 'dora', 'init', 'lora_A', 'lora_B'):
+            value = got.get(key, ADAPTER_FILE_DEFAULTS.get(key))
+            if value != want[key]:
                 raise AdapterCheckpointError(
-                    f'{path} does not fit this model: layer {name} has {key}={got[key]!r} in '
+                    f'{path} does not fit this model: layer {name} has {key}={value!r} in '
                     f'the file but {want[key]!r} in the model; build the model with the '
                     "adapter settings the file was trained with")
     prefixes = json.loads(meta.get('adapted_modules', '["backbone"]')) \

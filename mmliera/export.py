@@ -5,7 +5,7 @@
 ``type='LieRA'`` -> its inner backbone, ``SyntheticCocoDataset`` -> ``CocoDataset`` (with its
 classes), and drops mmliera's hooks, runner and import. ``export_merged`` folds every adapter
 into its weight (W' in the layer's mode) and writes ``model.pth`` (state dict without
-``lora_A``/``lora_B``) and ``config.py`` (``load_from`` pointing at it).
+any ``lora_*`` key) and ``config.py`` (``load_from`` pointing at it).
 """
 import copy
 import os
@@ -14,7 +14,7 @@ import os.path as osp
 import torch
 
 from .adapters import merge_adapters, unmerge_adapters
-from .adapters.layers import is_adapter_factor
+from .adapters.layers import is_adapter_key
 
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner',
@@ -92,7 +92,7 @@ def merged_state_dict(model):
     done = merge_adapters(model)
     try:
         return {k: v.detach().clone() for k, v in model.state_dict().items()
-                if not is_adapter_factor(k)}
+                if not is_adapter_key(k)}
     finally:
         if done:
             unmerge_adapters(model)

@@ -13,7 +13,7 @@ PRETRAIN = os.path.join(ROOT, 'configs', 'demo',
                         'full_maskrcnn_convnextv2-atto_synthetic-pretrain.py')
 
 
-def atto_detector_cfg(config=PAPER_CONFIG, rank=2, **adapter):
+def atto_detector_cfg(config=PAPER_CONFIG, rank=2, **adapter):  # noqa: D401
     """The config's Mask R-CNN with an atto backbone and no pretrained download."""
     cfg = Config.fromfile(config)
     cfg.model.backbone.arch = 'atto'

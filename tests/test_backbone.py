@@ -32,7 +32,8 @@ def test_default_targets_cover_stem_downsample_depthwise_pointwise():
     kinds = adapter_counts(m)
     assert kinds['stem'][0] == 1 and kinds['downsample'][0] == 3
     assert kinds['depthwise'][0] == sum(m.depths) and kinds['pointwise'][0] == 2 * sum(m.depths)
-    assert m.liera_adapter == dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None)
+    assert m.liera_adapter == dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None,
+                                  dora=False, init='default')
     assert all(layer.rank == 16 and layer.alpha == 32 for layer in adapter_layers(m).values())
 
 

@@ -1,10 +1,10 @@
 from .functional import MODES, apply_update, compute_dtype, delta_weight, update_only
-from .inject import (adapter_layers, inject_adapters, merge_adapters, unmerge_adapters,
-                     warn_exact_zeros)
-from .layers import LieRAConv2d, LieRALayer, LieRALinear, is_adapter_factor
+from .inject import (adapter_layers, init_from_weights, inject_adapters, merge_adapters,
+                     unmerge_adapters, warn_exact_zeros)
+from .layers import LieRAConv2d, LieRALayer, LieRALinear, is_adapter_factor, is_adapter_key
 
 __all__ = [
     'MODES', 'apply_update', 'compute_dtype', 'delta_weight', 'update_only', 'adapter_layers',
     'inject_adapters', 'merge_adapters', 'unmerge_adapters', 'LieRAConv2d', 'LieRALayer',
-    'LieRALinear', 'is_adapter_factor', 'warn_exact_zeros'
+    'LieRALinear', 'is_adapter_factor', 'is_adapter_key', 'warn_exact_zeros', 'init_from_weights'
 ]

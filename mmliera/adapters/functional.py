@@ -19,20 +19,44 @@ def compute_dtype(dtype):
     return torch.promote_types(dtype, torch.float32)
 
 
-def delta_weight(lora_A, lora_B, scaling, shape, dtype=torch.float32):
+def delta_weight(lora_A, lora_B, scaling, shape, dtype=torch.float32, lora_A0=None,
+                 lora_B0=None):
     """ΔW = scaling · (B @ A).view(shape) in ``compute_dtype(dtype)``.
 
     Linear: A (r, in), B (out, r). Conv2d: A (r·kh, C_in·kw), B (C_out/groups·kh, r·kh), viewed
     row-major as (C_out, C_in/groups, kh, kw). The scaling is applied to the smaller factor.
+    With PiSSA's frozen initial factors A0, B0: ΔW = scaling · (B @ A − B0 @ A0).
     """
     ct = compute_dtype(dtype)
     with torch.autocast(device_type=lora_A.device.type, enabled=False):
         a, b = lora_A.to(ct), lora_B.to(ct)
-        if a.numel() <= b.numel():
+        scale_a = a.numel() <= b.numel()
+        if scale_a:
             a = a * scaling
         else:
             b = b * scaling
-        return torch.mm(b, a).view(shape)
+        out = torch.mm(b, a)
+        if lora_A0 is not None:
+            a0, b0 = lora_A0.to(ct), lora_B0.to(ct)
+            if scale_a:
+                a0 = a0 * scaling
+            else:
+                b0 = b0 * scaling
+            out = out - torch.mm(b0, a0)
+        return out.view(shape)
+
+
+def channel_norm(w):
+    """‖W‖ per output channel (norm over every dim but 0), shaped to broadcast against W."""
+    return w.reshape(w.shape[0], -1).norm(dim=1).view(-1, *([1] * (w.dim() - 1)))
+
+
+def apply_dora(w_new, magnitude, dtype):
+    """DoRA on the LieRA weight: m ⊙ W' / ‖W'‖ (the norm detached, as DoRA §4.3)."""
+    ct = compute_dtype(dtype)
+    norm = channel_norm(w_new.detach().to(ct))
+    scale = magnitude.to(ct).view_as(norm) / norm
+    return (w_new.to(ct) * scale).to(dtype)
 
 
 class _ExpHadamard(torch.autograd.Function):

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .layers import LieRAConv2d, LieRALayer, LieRALinear
 
-OVERRIDE_KEYS = ('rank', 'alpha', 'mode', 'dropout')
+OVERRIDE_KEYS = ('rank', 'alpha', 'mode', 'dropout', 'dora', 'init')
 
 
 def _adapter_class(module):
@@ -98,13 +98,14 @@ def _plan(module, specs):
 
 
 def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, targets=None, *,
-                    check_zeros=True):
+                    check_zeros=True, dora=False, init='default'):
     """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place.
 
     Weights are shared, not copied. All-or-nothing: every adapter is validated and built before
     any submodule is replaced. Returns the sorted list of replaced module names.
     ``check_zeros``: warn per layer about exact zeros in W (pass False when the real weights
-    are loaded later, and call :func:`warn_exact_zeros` then).
+    are loaded later, and call :func:`warn_exact_zeros` then). ``dora``: DoRA's magnitude on
+    the LieRA weight; ``init='pissa'``: PiSSA factors (see ``LieRALayer.reset_adapter``).
     """
     specs = None if targets is None else _parse_targets(targets)
     plan = _plan(module, specs)
@@ -116,7 +117,7 @@ def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, target
         parent_name, _, child = name.rpartition('.')
         parent = module.get_submodule(parent_name)
         old = getattr(parent, child)
-        kw = dict(rank=rank, alpha=alpha, mode=mode, dropout=dropout)
+        kw = dict(rank=rank, alpha=alpha, mode=mode, dropout=dropout, dora=dora, init=init)
         kw.update(plan[name])
         if 'rank' in plan[name] and 'alpha' not in plan[name]:
             kw['alpha'] = None  # alpha follows an overridden rank (2 * rank) unless given
@@ -130,6 +131,12 @@ def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, target
 def adapter_layers(module):
     """{name: layer} of every LieRA layer in ``module``."""
     return {n: m for n, m in module.named_modules() if isinstance(m, LieRALayer)}
+
+
+def init_from_weights(module):
+    """Re-derive W-dependent adapter state (PiSSA factors, DoRA magnitudes) of every layer."""
+    for layer in adapter_layers(module).values():
+        layer.init_from_weight()
 
 
 def warn_exact_zeros(module):

@@ -18,7 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .functional import MODES, apply_update, delta_weight, lie_op, update_only
+from .functional import (MODES, apply_dora, apply_update, channel_norm, compute_dtype,
+                         delta_weight, lie_op, update_only)
+
+INITS = ('default', 'pissa')
 
 
 class _MergedGuard(torch.autograd.Function):
@@ -47,7 +50,7 @@ class LieRALayer:
     lean_backward = True
 
     def _init_adapter(self, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
-                      check_zeros=True):
+                      check_zeros=True, dora=False, init='default'):
         self.adapter_name = name or type(self).__name__
         where = self.adapter_name
         if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank <= 0:
@@ -63,14 +66,24 @@ class LieRALayer:
         if (isinstance(dropout, bool) or not isinstance(dropout, numbers.Real)
                 or not 0 <= dropout < 1):
             raise ValueError(f'{where}: dropout must be a number in [0, 1), got {dropout!r}')
+        if not isinstance(dora, bool):
+            raise ValueError(f'{where}: dora must be True or False, got {dora!r}')
+        if init not in INITS:
+            raise ValueError(f'{where}: unknown init {init!r}; choose one of {INITS}')
         self._check_shape()
         self.rank, self.alpha, self.mode = rank, alpha, mode
+        self.dora, self.init = dora, init
         self.scaling = alpha / rank
         self.dropout = float(dropout)
         a_shape, b_shape = self.factor_shapes(rank)
         kw = dict(device=self.weight.device, dtype=self.weight.dtype)
         self.lora_A = nn.Parameter(torch.empty(a_shape, **kw))
         self.lora_B = nn.Parameter(torch.zeros(b_shape, **kw))
+        # DoRA: learnable magnitude per output channel; PiSSA: frozen initial factors
+        self.lora_magnitude = nn.Parameter(torch.ones(self.out_features_, **kw)) if dora \
+            else None
+        self.register_buffer('lora_A0', torch.zeros(a_shape, **kw) if init == 'pissa' else None)
+        self.register_buffer('lora_B0', torch.zeros(b_shape, **kw) if init == 'pissa' else None)
         self.merged = False
         self.register_buffer('_unmerged_weight', None, persistent=False)
         self.reset_adapter()
@@ -92,7 +105,7 @@ class LieRALayer:
 
     @classmethod
     def from_module(cls, layer, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
-                    check_zeros=True):
+                    check_zeros=True, dora=False, init='default'):
         """Adapted copy of ``layer`` sharing its weight and bias tensors (nothing is copied)."""
         where = name or type(layer).__name__
         if isinstance(layer, LieRALayer):
@@ -103,17 +116,53 @@ class LieRALayer:
         new = cls.__new__(cls)
         new.__dict__.update({k: copy.copy(v) if isinstance(v, dict) else v
                              for k, v in layer.__dict__.items()})
-        new._init_adapter(rank, alpha, mode, dropout, name, check_zeros)
+        new._init_adapter(rank, alpha, mode, dropout, name, check_zeros, dora, init)
         return new
 
     def reset_adapter(self):
-        """A kaiming-uniform (a = sqrt(5)), B zeros: W' = W exactly."""
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        nn.init.zeros_(self.lora_B)
+        """Factors so that the layer equals the plain layer: ΔW = 0 (and DoRA's m = ‖W‖).
+
+        default: A kaiming-uniform (a = sqrt(5)), B zeros.
+        pissa: s·B A = the top-k SVD part of W in the factors' matrix layout (k = A's rows;
+        Linear W, Conv W viewed as (C_out/g·kh, C_in·kw)), split as B = U√S/√s, A = √S Vᵀ/√s;
+        directions beyond W's rank get the default init. A0, B0 keep copies, and
+        ΔW = s·(B A − B0 A0) is zero at init: the update lives in the Lie algebra, so
+        W' = W ⊙ (1 + ΔW) starts at W exactly while the factors start on W's principal
+        subspace. (The naive PiSSA combination, a residual W − BA as the base with W ⊙ ΔW on
+        top, does not start at W.)
+        """
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            nn.init.zeros_(self.lora_B)
+            if self.init == 'pissa':
+                ct = compute_dtype(self.weight.dtype)
+                m = self.weight.detach().to(ct).reshape(self.lora_B.shape[0],
+                                                        self.lora_A.shape[1])
+                u, sv, vh = torch.linalg.svd(m, full_matrices=False)
+                k = min(self.lora_A.shape[0], sv.numel())
+                root = (sv[:k] / self.scaling).sqrt()
+                self.lora_B[:, :k] = (u[:, :k] * root).to(self.lora_B.dtype)
+                self.lora_A[:k] = (root[:, None] * vh[:k]).to(self.lora_A.dtype)
+                self.lora_A0.copy_(self.lora_A)
+                self.lora_B0.copy_(self.lora_B)
+            if self.dora:
+                ct = compute_dtype(self.weight.dtype)
+                self.lora_magnitude.copy_(channel_norm(self.weight.detach().to(ct)).view(-1))
+
+    def init_from_weight(self):
+        """Re-derive what depends on W (PiSSA factors, DoRA magnitude) after W was loaded."""
+        if self.dora or self.init == 'pissa':
+            self.reset_adapter()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # a plain checkpoint (weight, no factors) was loaded: W-derived state follows it
+        if prefix + 'weight' in state_dict and prefix + 'lora_A' not in state_dict:
+            self.init_from_weight()
 
     def _delta(self):
         return delta_weight(self.lora_A, self.lora_B, self.scaling, self.weight.shape,
-                            self.weight.dtype)
+                            self.weight.dtype, self.lora_A0, self.lora_B0)
 
     def delta_weight(self):
         """ΔW = s · (B @ A).view(W.shape), in ``compute_dtype(W.dtype)`` (>= float32)."""
@@ -125,7 +174,8 @@ class LieRALayer:
             return self.weight
         delta = self._delta()
         fresh = not (delta.requires_grad or self.weight.requires_grad)
-        return apply_update(self.weight, delta, self.mode, inplace=fresh)
+        w = apply_update(self.weight, delta, self.mode, inplace=fresh)
+        return apply_dora(w, self.lora_magnitude, self.weight.dtype) if self.dora else w
 
     def merge(self):
         """Fold W' into ``weight``; the original W is kept for a bit-exact ``unmerge()``."""
@@ -155,8 +205,7 @@ class LieRALayer:
     def forward(self, x):
         if self.merged:
             out = self._op(x, self.weight, self.bias)
-            if torch.is_grad_enabled() and (self.lora_A.requires_grad
-                                            or self.lora_B.requires_grad):
+            if torch.is_grad_enabled() and any(p.requires_grad for p in self._factors()):
                 out = _MergedGuard.apply(out, self.lora_A, self.lora_B, self.adapter_name)
             return out
         if self.dropout == 0 or not self.training:
@@ -165,21 +214,30 @@ class LieRALayer:
                               self.scaling, self.mode, self._lean_op())
             return self._op(x, self.merged_weight(), self.bias)
         base = self._op(x, self.weight, self.bias)
-        update = update_only(self.weight, self._delta(), self.mode)
+        if self.dora:
+            update = self.merged_weight() - self.weight
+        else:
+            update = update_only(self.weight, self._delta(), self.mode)
         return base + self._op(F.dropout(x, self.dropout, True), update, None)
 
     def _lean_applies(self, x):
         """The recompute-in-backward path: training the factors of a frozen W, no autocast."""
-        return (torch.is_grad_enabled() and not self.weight.requires_grad
+        return (torch.is_grad_enabled() and not self.weight.requires_grad and not self.dora
+                and self.lora_A0 is None
                 and (self.lora_A.requires_grad or self.lora_B.requires_grad)
                 and not torch.is_autocast_enabled(x.device.type))
 
+    def _factors(self):
+        return [p for p in (self.lora_A, self.lora_B, self.lora_magnitude) if p is not None]
+
     def num_adapter_params(self):
-        return self.lora_A.numel() + self.lora_B.numel()
+        """Trainable adapter parameters: A, B (and DoRA's C_out magnitudes)."""
+        return sum(p.numel() for p in self._factors())
 
     def extra_repr(self):
         return (f'{super().extra_repr()}, rank={self.rank}, alpha={self.alpha}, '
-                f'mode={self.mode}, dropout={self.dropout}, merged={self.merged}')
+                f'mode={self.mode}, dora={self.dora}, init={self.init}, '
+                f'dropout={self.dropout}, merged={self.merged}')
 
 
 class LieRAConv2d(LieRALayer, nn.Conv2d):
@@ -188,9 +246,13 @@ class LieRAConv2d(LieRALayer, nn.Conv2d):
     base_type = nn.Conv2d
 
     def __init__(self, *args, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
-                 **kwargs):
+                 dora=False, init='default', **kwargs):
         nn.Conv2d.__init__(self, *args, **kwargs)
-        self._init_adapter(rank, alpha, mode, dropout, name)
+        self._init_adapter(rank, alpha, mode, dropout, name, dora=dora, init=init)
+
+    @property
+    def out_features_(self):
+        return self.out_channels
 
     def _check_shape(self):
         for what, n in (('in_channels', self.in_channels), ('out_channels', self.out_channels)):
@@ -226,9 +288,13 @@ class LieRALinear(LieRALayer, nn.Linear):
     base_type = nn.Linear
 
     def __init__(self, *args, rank, alpha=None, mode='taylor', dropout=0.0, name=None,
-                 **kwargs):
+                 dora=False, init='default', **kwargs):
         nn.Linear.__init__(self, *args, **kwargs)
-        self._init_adapter(rank, alpha, mode, dropout, name)
+        self._init_adapter(rank, alpha, mode, dropout, name, dora=dora, init=init)
+
+    @property
+    def out_features_(self):
+        return self.out_features
 
     def _check_shape(self):
         pass
@@ -246,9 +312,18 @@ class LieRALinear(LieRALayer, nn.Linear):
         return ('linear', )
 
 
+ADAPTER_PARAMS = ('lora_A', 'lora_B', 'lora_magnitude')
+
+
 def is_adapter_factor(name):
-    """True for a parameter name that is a LieRA factor (``...lora_A`` / ``...lora_B``)."""
-    return name.rsplit('.', 1)[-1] in ('lora_A', 'lora_B')
+    """True for a trainable adapter parameter name (``lora_A``, ``lora_B``, DoRA's
+    ``lora_magnitude``)."""
+    return name.rsplit('.', 1)[-1] in ADAPTER_PARAMS
 
 
-__all__ = ['LieRALayer', 'LieRAConv2d', 'LieRALinear', 'is_adapter_factor']
+def is_adapter_key(name):
+    """True for any state-dict key adapters add (factors, magnitude, PiSSA's A0 / B0)."""
+    return name.rsplit('.', 1)[-1].startswith('lora_')
+
+
+__all__ = ['LieRALayer', 'LieRAConv2d', 'LieRALinear', 'is_adapter_factor', 'is_adapter_key']

@@ -1,7 +1,8 @@
 """Adapt a built backbone in place: inject LieRA adapters, then build-time freezing.
 
 ``adapter`` keys (defaults): mode='taylor', rank=16, alpha=None (2·rank), dropout=0.0,
-targets=None (every Conv2d and Linear). ``trainable``: extra parameter-name patterns that keep
+targets=None (every Conv2d and Linear), dora=False (DoRA magnitude on the LieRA weight),
+init='default' ('pissa': PiSSA factors). ``trainable``: extra parameter-name patterns that keep
 training (e.g. norms); everything else but the adapter factors is frozen.
 """
 import torch
@@ -9,7 +10,8 @@ import torch
 from ..adapters import adapter_layers, inject_adapters
 from ..freeze import freeze_all_but_adapters
 
-ADAPTER_DEFAULTS = dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None)
+ADAPTER_DEFAULTS = dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None,
+                        dora=False, init='default')
 
 
 def adapter_config(adapter=None):
@@ -45,6 +47,6 @@ def adapt_module(module, adapter=None, trainable=()):
     freeze_all_but_adapters(module, trainable)
     for name, layer in adapter_layers(module).items():
         if name in frozen_by_backbone:
-            layer.lora_A.requires_grad_(False)
-            layer.lora_B.requires_grad_(False)
+            for p in layer._factors():
+                p.requires_grad_(False)
     return module

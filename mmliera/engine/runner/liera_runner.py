@@ -5,6 +5,7 @@ from mmengine.runner import Runner
 
 import torch
 
+from ...adapters import init_from_weights
 from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import LieRAFreezeHook
 from ..safe_load import mmengine_safe_globals
@@ -89,4 +90,7 @@ class LieRARunner(Runner):
 
     def _init_model_weights(self):
         with mmengine_safe_globals():
-            return super()._init_model_weights()
+            super()._init_model_weights()
+        # W-derived adapter state (PiSSA factors, DoRA magnitudes) follows the initialised
+        # weights; resume / load_from restore trained values afterwards.
+        init_from_weights(self.model.module if is_model_wrapper(self.model) else self.model)

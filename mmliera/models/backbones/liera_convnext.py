@@ -2,7 +2,7 @@
 from mmdet.registry import MODELS
 from mmpretrain.models.backbones import ConvNeXt
 
-from ...adapters import warn_exact_zeros
+from ...adapters import init_from_weights, warn_exact_zeros
 from ..adapt import adapt_module
 
 
@@ -30,6 +30,7 @@ class LieRAConvNeXt(ConvNeXt):
     def init_weights(self):
         """mmengine init / pretrained load into the frozen weights; the factors keep B = 0."""
         super().init_weights()
+        init_from_weights(self)  # PiSSA / DoRA state follows the (pretrained) weights
         warn_exact_zeros(self)
 
     def train(self, mode=True):

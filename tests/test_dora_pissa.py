@@ -1,0 +1,147 @@
+"""DoRA and PiSSA coupled with LieRA: identity at init, gradients, merge, counts, training."""
+import re
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.registry import MODELS
+
+from helpers import PAPER_CONFIG, ROOT, atto_detector_cfg, run, write_cfg
+from mmliera import LieRAConv2d, LieRALinear, adapter_layers
+from mmliera.counting import adapter_counts
+from test_adapter_layers import CONVS, randomize
+
+MODES = ['taylor', 'exp', 'lora']
+VARIANTS = {'dora': dict(dora=True), 'pissa': dict(init='pissa'),
+            'dora+pissa': dict(dora=True, init='pissa')}
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('case', sorted(CONVS) + ['linear'])
+def test_step0_equals_plain_layer(case, mode, variant):
+    torch.manual_seed(0)
+    if case == 'linear':
+        plain, x = nn.Linear(9, 7).double(), torch.randn(3, 9, dtype=torch.float64)
+        layer = LieRALinear.from_module(plain, rank=3, mode=mode, **VARIANTS[variant])
+    else:
+        plain = nn.Conv2d(**CONVS[case]).double()
+        x = torch.randn(2, plain.in_channels, 10, 11, dtype=torch.float64)
+        layer = LieRAConv2d.from_module(plain, rank=3, mode=mode, **VARIANTS[variant])
+    torch.testing.assert_close(layer(x), plain(x), rtol=1e-10, atol=1e-10)
+    if 'pissa' in variant:
+        assert torch.count_nonzero(layer.lora_B) > 0  # principal factors, not B = 0
+
+
+def test_pissa_factors_are_the_principal_svd_part():
+    torch.manual_seed(0)
+    lin = LieRALinear(12, 10, rank=3, init='pissa', dtype=torch.float64)
+    u, s, vh = torch.linalg.svd(lin.weight.detach())
+    top = u[:, :3] @ torch.diag(s[:3]) @ vh[:3]
+    torch.testing.assert_close(lin.scaling * lin.lora_B @ lin.lora_A, top)
+    assert torch.equal(lin.lora_A0, lin.lora_A) and torch.equal(lin.lora_B0, lin.lora_B)
+    # depthwise: more factor rows than W's rank; the extra directions get the default init
+    dw = LieRAConv2d(8, 8, 7, groups=8, padding=3, rank=4, init='pissa')
+    assert dw.lora_A.shape[0] == 28 and torch.count_nonzero(dw.lora_B[:, 7:]) == 0
+
+
+def test_plain_checkpoint_load_rederives_magnitude_and_pissa():
+    layer = LieRAConv2d(6, 6, 3, padding=1, rank=2, dora=True, init='pissa').double()
+    plain = nn.Conv2d(6, 6, 3, padding=1).double()
+    res = layer.load_state_dict(plain.state_dict(), strict=False)
+    assert set(res.missing_keys) == {'lora_A', 'lora_B', 'lora_magnitude', 'lora_A0', 'lora_B0'}
+    x = torch.randn(1, 6, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), plain(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+@pytest.mark.parametrize('mode', MODES)
+def test_gradcheck_new_parameters(mode, variant):
+    torch.manual_seed(0)
+    for layer, x in ((LieRAConv2d(4, 4, 3, padding=1, groups=2, rank=2, mode=mode,
+                                  **VARIANTS[variant]).double(),
+                      torch.randn(1, 4, 5, 5, dtype=torch.float64)),
+                     (LieRALinear(5, 3, rank=2, mode=mode, **VARIANTS[variant]).double(),
+                      torch.randn(2, 5, dtype=torch.float64))):
+        layer.weight.requires_grad_(False)
+        randomize(layer, seed=3)
+        # DoRA detaches ||W'|| (its §4.3), so A and B get that approximate gradient on purpose;
+        # the new parameter, the magnitude, is checked exactly. Without DoRA: A and B.
+        names = ['lora_magnitude'] if layer.dora else ['lora_A', 'lora_B']
+        init = [getattr(layer, n).detach().clone().requires_grad_() for n in names]
+
+        def f(*ps):
+            return torch.func.functional_call(layer, dict(zip(names, ps)), (x, ))
+
+        assert torch.autograd.gradcheck(f, tuple(init))
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_merge_unmerge_bit_exact(variant):
+    torch.manual_seed(0)
+    layer = LieRAConv2d(8, 8, 7, groups=8, padding=3, rank=2, **VARIANTS[variant])
+    randomize(layer)
+    if layer.lora_magnitude is not None:
+        with torch.no_grad():
+            layer.lora_magnitude.mul_(1.1)
+    w0 = layer.weight.detach().clone()
+    x = torch.randn(2, 8, 9, 9)
+    y = layer(x)
+    layer.merge()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), y, rtol=1e-6, atol=1e-6)
+    layer.unmerge()
+    assert torch.equal(layer.weight, w0) and torch.equal(layer(x), y)
+
+
+def test_dora_adds_c_out_per_layer_in_the_count_tool():
+    m = MODELS.build(dict(type='LieRAConvNeXt', arch='base', use_grn=True,
+                          layer_scale_init_value=0., out_indices=[0, 1, 2, 3],
+                          adapter=dict(rank=16, dora=True)))
+    c_out = sum(getattr(l, 'out_channels', getattr(l, 'out_features', 0))
+                for l in adapter_layers(m).values())
+    assert adapter_counts(m)['total'][1] == 17_271_104 + c_out
+    out = run([sys.executable, 'tools/count_params.py',
+               f'{ROOT}/configs/dora_liera_maskrcnn_convnextv2.py'])
+    assert re.search(rf'^total\s+112\s+{17_271_104 + c_out:,}$', out, re.M), out
+    out = run([sys.executable, 'tools/count_params.py',
+               f'{ROOT}/configs/pissa_liera_maskrcnn_convnextv2.py'])
+    assert re.search(r'^total\s+112\s+17,271,104$', out, re.M), out
+
+
+def test_detector_variants_equal_plain_at_init():
+    torch.manual_seed(0)
+    plain_cfg = atto_detector_cfg()
+    plain = MODELS.build(plain_cfg.model)
+    for variant in VARIANTS.values():
+        cfg = atto_detector_cfg(**variant)
+        det = MODELS.build(cfg.model)
+        weights = {k: v for k, v in plain.state_dict().items() if 'lora_' not in k}
+        det.load_state_dict(weights, strict=False)  # plain weights: W-derived state follows
+        with torch.no_grad():  # the reference: the same detector with B = 0 (the plain model)
+            for layer in adapter_layers(plain).values():
+                layer.lora_B.zero_()
+        det.eval()
+        plain.eval()
+        x = torch.rand(1, 3, 64, 64)
+        with torch.no_grad():
+            for a, b in zip(det.backbone(x), plain.backbone(x)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('variant', ['dora', 'pissa'])
+def test_short_run_trains_and_evaluates(demo_run, tmp_path, variant):
+    adapter = "dict(dora=True)" if variant == 'dora' else "dict(init='pissa')"
+    cfg = write_cfg(tmp_path / f'{variant}.py', demo_run['cfg'], f"""
+model = dict(backbone=dict(adapter={adapter}))
+train_cfg = dict(max_iters=20, val_interval=20)
+param_scheduler = []
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=20))
+custom_hooks = [dict(type='LieRAFreezeHook')]
+""")
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')])
+    losses = [float(v) for v in re.findall(r'Iter\(train\).*?\sloss: ([\d.]+)', out)]
+    assert len(losses) == 20
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
+    assert re.search(r'coco/bbox_mAP: [\d.]+', out) and re.search(r'coco/segm_mAP: [\d.]+', out)
