@@ -17,6 +17,9 @@ def main(argv=None):
     parser.add_argument('config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.backbone.adapter.rank=32')
+    parser.add_argument('--sizes', action='store_true',
+                        help='also write an adapter-only checkpoint and a full state dict to a '
+                        'temporary folder and print their file sizes')
     args = parser.parse_args(argv)
 
     from mmdet.registry import MODELS
@@ -41,7 +44,32 @@ def main(argv=None):
     print(format_counts(adapter_counts(model)))
     print('\nParameters per module:')
     print(format_table(parameter_table(model)))
+    if args.sizes:
+        print_sizes(model)
     print(f'\nmmliera {mmliera.__version__}')
+
+
+def print_sizes(model):
+    """File sizes: adapter-only safetensors vs the full state dict (and + AdamW moments)."""
+    import os
+    import tempfile
+
+    import torch
+
+    from mmliera.checkpoint import save_adapter_checkpoint
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = os.path.join(tmp, 'adapters.safetensors')
+        full = os.path.join(tmp, 'state_dict.pth')
+        save_adapter_checkpoint(model, adapter)
+        torch.save({'state_dict': model.state_dict()}, full)
+        a, f = os.path.getsize(adapter), os.path.getsize(full)
+    moments = 2 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+    mb = 2**20
+    print('\nCheckpoint sizes:')
+    print(f'adapter-only (.safetensors)          {a / mb:9.1f} MB')
+    print(f'full state dict (.pth)               {f / mb:9.1f} MB  ({f / a:.1f}x)')
+    print(f'full + AdamW moments (mmengine ckpt) {(f + moments) / mb:9.1f} MB  '
+          f'({(f + moments) / a:.1f}x)')
 
 
 if __name__ == '__main__':

@@ -1,9 +1,10 @@
-"""ExactResumeHook: checkpoints carry every rank's RNG state, so a resumed run continues exactly.
+"""ExactResumeHook: checkpoints carry the RNG state, so a resumed run continues exactly.
 
 mmengine restores weights, optimizer, schedulers and the iteration count on resume, but not
 the random number generators, so RPN / RoI sampling after a resume draws other numbers than an
-uninterrupted run would. This hook stores torch / numpy / python RNG states of every rank in the
-checkpoint (``before_save_checkpoint``) and restores them on load. LieRARunner installs it and
+uninterrupted run would. This hook stores the torch / numpy / python RNG states in the
+checkpoint (``before_save_checkpoint``) and restores them on load (single-process runs; a
+distributed resume warns and continues with fresh draws). LieRARunner installs it and
 also gives data loaders a private generator, so re-creating their iterators (on resume, when
 mmengine skips the batches already trained) draws nothing from the global RNG.
 """
@@ -13,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 from mmdet.registry import HOOKS
-from mmengine.dist import all_gather_object, get_dist_info
+from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 
 
@@ -35,22 +36,22 @@ def set_rng_state(state):
 
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
-    """Save every rank's RNG state in checkpoints; restore this rank's on load."""
+    """Save the RNG state in checkpoints; restore it on load (single process)."""
 
     priority = 'VERY_HIGH'
 
     def before_save_checkpoint(self, runner, checkpoint):
-        _, world_size = get_dist_info()
-        state = get_rng_state()
-        checkpoint['rng_state'] = all_gather_object(state) if world_size > 1 else [state]
+        # no collective here: mmengine may build the checkpoint on the main process only
+        checkpoint['rng_state'] = dict(world_size=get_dist_info()[1], state=get_rng_state())
 
     def after_load_checkpoint(self, runner, checkpoint):
-        states = checkpoint.get('rng_state')
-        if not states:
+        saved = checkpoint.get('rng_state')
+        if not saved:
             return
         rank, world_size = get_dist_info()
-        if len(states) != world_size:
-            warnings.warn(f'checkpoint holds RNG states of {len(states)} ranks, this run has '
-                          f'{world_size}: random draws will not match the original run')
+        if saved['world_size'] != 1 or world_size != 1:
+            if rank == 0:
+                warnings.warn('RNG states are restored exactly for single-process runs only; '
+                              'this distributed resume continues with fresh random draws')
             return
-        set_rng_state(states[rank])
+        set_rng_state(saved['state'])
