@@ -81,22 +81,23 @@ class _ExpHadamard(torch.autograd.Function):
 def apply_update(weight, delta, mode, inplace=False):
     """W' from W and ΔW (ΔW in compute dtype); returns W's dtype.
 
-    taylor: (W ⊙ ΔW) + W; exp: exp(ΔW) ⊙ W; lora: ΔW + W: the same arithmetic, so the same
-    bits, whether formed out of place (autograd) or, with ``inplace=True``, in ΔW's own memory
-    (no new W-sized allocation; only for a ΔW that nothing else uses and that needs no grad).
+    taylor: addcmul(W, W, ΔW) (one fused pass); exp: exp(ΔW) ⊙ W; lora: ΔW + W: the same
+    kernels, so the same bits, whether formed out of place (autograd) or, with
+    ``inplace=True``, in ΔW's own memory (no new W-sized allocation; only for a ΔW that
+    nothing else uses and that needs no grad).
     """
     if mode not in MODES:
         raise ValueError(f'unknown LieRA mode {mode!r}; choose one of {MODES}')
     w = weight.to(delta.dtype)
     if inplace:
         if mode == 'taylor':
-            out = delta.mul_(w).add_(w)
+            out = torch.addcmul(w, w, delta, out=delta)
         elif mode == 'exp':
             out = delta.exp_().mul_(w)
         else:
             out = delta.add_(w)
     elif mode == 'taylor':
-        out = torch.mul(w, delta).add_(w)
+        out = torch.addcmul(w, w, delta)
     elif mode == 'exp':
         out = w * torch.exp(delta) if w.requires_grad else _ExpHadamard.apply(w, delta)
     else:
@@ -160,12 +161,13 @@ class _LieRAOp(torch.autograd.Function):
             grad_A = grad_B = None
             if grad_w is not None:
                 g = _grad_delta_(grad_w.to(ct), weight.to(ct), w.to(ct), ctx.mode)
-                g = g.reshape(lora_B.shape[0], lora_A.shape[1]).mul_(ctx.scaling)
+                g = g.reshape(lora_B.shape[0], lora_A.shape[1])
                 a, b = lora_A.to(g.dtype), lora_B.to(g.dtype)
+                # the scaling goes onto the small products, not onto the W-sized g
                 if need_B:
-                    grad_B = torch.mm(g, a.t()).to(lora_B.dtype)
+                    grad_B = torch.mm(g, a.t()).mul_(ctx.scaling).to(lora_B.dtype)
                 if need_A:
-                    grad_A = torch.mm(b.t(), g).to(lora_A.dtype)
+                    grad_A = torch.mm(b.t(), g).mul_(ctx.scaling).to(lora_A.dtype)
         return grad_x, None, grad_bias, grad_A, grad_B, None, None, None
 
 
