@@ -33,7 +33,8 @@ setup(
     ],
     extras_require={
         'tests': ['pytest>=7'],
-        'benchmark': ['peft>=0.13', 'psutil'],
+        # peft pulls transformers; >=4.47 breaks `import mmpretrain.models` (its BLIP module)
+        'benchmark': ['peft>=0.17', 'transformers>=4.40,<4.47'],
     },
     license='Apache-2.0',
     zip_safe=False,

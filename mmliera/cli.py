@@ -13,16 +13,8 @@ from mmengine.config import Config, DictAction
 from .engine.runner.launch import build_runner, setup_distributed
 
 
-def parse_train_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector (mmliera)')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by total batch / auto_scale_lr.base_batch_size')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from CKPT, or from the latest checkpoint in the work dir '
-                        'when no path is given')
+def _parse_common(parser, argv):
+    """The options train and test share; parses and exports LOCAL_RANK."""
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -34,9 +26,8 @@ def parse_train_args(argv=None):
     return args
 
 
-def train_main(argv=None):
-    """tools/train.py."""
-    args = parse_train_args(argv)
+def _load_config(args):
+    """The config with --cfg-options, the launcher (gloo on CPU) and the work dir applied."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -46,6 +37,26 @@ def train_main(argv=None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def parse_train_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector (mmliera)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by total batch / auto_scale_lr.base_batch_size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir '
+                        'when no path is given')
+    return _parse_common(parser, argv)
+
+
+def train_main(argv=None):
+    """tools/train.py."""
+    args = parse_train_args(argv)
+    cfg = _load_config(args)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -87,15 +98,7 @@ def parse_test_args(argv=None):
     parser.add_argument('--show-dir', help='save painted images into this dir (under the '
                         'work dir\'s timestamp folder)')
     parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return _parse_common(parser, argv)
 
 
 def test_main(argv=None):
@@ -103,15 +106,7 @@ def test_main(argv=None):
     args = parse_test_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    setup_distributed(cfg, args.launcher)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = _load_config(args)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -134,6 +129,17 @@ def test_main(argv=None):
     runner = build_runner(cfg)
     runner.test()
 
+
+
+def build_model_from_config(config, cfg_options=None):
+    """(cfg, model): the config's model built in its default scope, with no weights loaded."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return cfg, MODELS.build(cfg.model)
 
 
 def main(argv=None):

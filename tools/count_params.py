@@ -8,8 +8,7 @@ policy of the config's LieRAFreezeHook applied.
 import argparse
 
 import mmliera  # noqa: F401  (environment check, registration)
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
 
 def main(argv=None):
@@ -22,16 +21,12 @@ def main(argv=None):
                         'temporary folder and print their file sizes')
     args = parser.parse_args(argv)
 
-    from mmdet.registry import MODELS
+    from mmliera.cli import build_model_from_config
     from mmliera.counting import adapter_counts, format_counts
     from mmliera.engine.runner.liera_runner import freeze_hooks_of
     from mmliera.freeze import format_table, parameter_table
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
+    cfg, model = build_model_from_config(args.config, args.cfg_options)
     for hook in freeze_hooks_of(cfg.get('custom_hooks')):
         hook.policy.apply(model)
 

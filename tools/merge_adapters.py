@@ -11,8 +11,7 @@ Writes OUT_DIR/model.pth (plain state dict, W' folded in) and OUT_DIR/config.py 
 import argparse
 
 import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
 
 def main(argv=None):
@@ -23,18 +22,14 @@ def main(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
 
-    from mmdet.registry import MODELS
     from mmengine.runner import load_checkpoint
 
     from mmliera.checkpoint import load_adapter_checkpoint
+    from mmliera.cli import build_model_from_config
     from mmliera.engine.safe_load import mmengine_safe_globals
     from mmliera.export import export_merged
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
+    cfg, model = build_model_from_config(args.config, args.cfg_options)
     with mmengine_safe_globals():
         if args.checkpoint.endswith('.safetensors'):
             model.init_weights()  # the base (pretrained) weights
