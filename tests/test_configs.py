@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from helpers import ROOT, run
+from mmliera.adapters import is_adapter_factor
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 
@@ -22,8 +23,8 @@ def test_config_builds(path):
     if 'adapter' in backbone:
         assert cfg.get('runner_type') == 'LieRARunner'
         assert any(h['type'] == 'LieRAFreezeHook' for h in cfg.custom_hooks)
-        assert all(not p.requires_grad for n, p in model.backbone.named_parameters()
-                   if not n.endswith(('lora_A', 'lora_B')))
+        assert all(p.requires_grad == is_adapter_factor(n)
+                   for n, p in model.backbone.named_parameters())
 
 
 def test_paper_config_settings():
