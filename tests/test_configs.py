@@ -23,8 +23,8 @@ def test_config_builds(path):
     if 'adapter' in backbone:
         assert cfg.get('runner_type') == 'LieRARunner'
         assert any(h['type'] == 'LieRAFreezeHook' for h in cfg.custom_hooks)
-        assert all(p.requires_grad == is_adapter_factor(n)
-                   for n, p in model.backbone.named_parameters())
+        trains = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
+        assert trains and all(is_adapter_factor(n) for n in trains)  # frozen_stages: fewer
 
 
 def test_paper_config_settings():
