@@ -134,25 +134,26 @@ class LieRALayer:
         with torch.no_grad():
             nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
             nn.init.zeros_(self.lora_B)
-            if self.init == 'pissa':
-                ct = compute_dtype(self.weight.dtype)
-                m = self.weight.detach().to(ct).reshape(self.lora_B.shape[0],
-                                                        self.lora_A.shape[1])
-                u, sv, vh = torch.linalg.svd(m, full_matrices=False)
-                k = min(self.lora_A.shape[0], sv.numel())
-                root = (sv[:k] / self.scaling).sqrt()
-                self.lora_B[:, :k] = (u[:, :k] * root).to(self.lora_B.dtype)
-                self.lora_A[:k] = (root[:, None] * vh[:k]).to(self.lora_A.dtype)
-                self.lora_A0.copy_(self.lora_A)
-                self.lora_B0.copy_(self.lora_B)
-            if self.dora:
-                ct = compute_dtype(self.weight.dtype)
-                self.lora_magnitude.copy_(channel_norm(self.weight.detach().to(ct)).view(-1))
+        self.init_from_weight()
 
+    @torch.no_grad()
     def init_from_weight(self):
-        """Re-derive what depends on W (PiSSA factors, DoRA magnitude) after W was loaded."""
-        if self.dora or self.init == 'pissa':
-            self.reset_adapter()
+        """Re-derive what depends on W (PiSSA factors, DoRA magnitude), e.g. after W was loaded.
+
+        Nothing else is touched: default-init factors keep their values.
+        """
+        ct = compute_dtype(self.weight.dtype)
+        if self.init == 'pissa':
+            m = self.weight.detach().to(ct).reshape(self.lora_B.shape[0], self.lora_A.shape[1])
+            u, sv, vh = torch.linalg.svd(m, full_matrices=False)
+            k = min(self.lora_A.shape[0], sv.numel())
+            root = (sv[:k] / self.scaling).sqrt()
+            self.lora_B[:, :k] = (u[:, :k] * root).to(self.lora_B.dtype)
+            self.lora_A[:k] = (root[:, None] * vh[:k]).to(self.lora_A.dtype)
+            self.lora_A0.copy_(self.lora_A)
+            self.lora_B0.copy_(self.lora_B)
+        if self.dora:
+            self.lora_magnitude.copy_(channel_norm(self.weight.detach().to(ct)).view(-1))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
