@@ -2,15 +2,42 @@
 
     python -m mmliera.cli train CONFIG [train options]
     python -m mmliera.cli test CONFIG CHECKPOINT [test options]
+
+Before building the runner both check that the config's data is there, and test that the
+checkpoint fits the model; these user errors end the program with one ``error: ...`` sentence
+and exit status 1 (no traceback). Training ends by printing the commands that make pictures
+(tools/infer.py) and curves (tools/plot_curves.py) of the run.
 """
 import argparse
+import functools
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 
+from .checkpoint import AdapterCheckpointError
+from .checkpoint_fit import CheckpointMismatchError, check_config_checkpoint
+from .data_check import DataNotFoundError, check_data
 from .engine.runner.launch import build_runner, setup_distributed
+from .next_steps import next_steps
+
+# errors that name the user's mistake and its fix in one sentence: no traceback for them
+USER_ERRORS = (CheckpointMismatchError, DataNotFoundError, AdapterCheckpointError)
+
+
+def exit_on_user_error(main, errors=USER_ERRORS):
+    """Run ``main``; on one of ``errors`` exit with status 1 and the error's sentence only."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except errors as e:
+            raise SystemExit(f'error: {e}') from None
+
+    return wrapped
 
 
 def _parse_common(parser, argv):
@@ -53,10 +80,12 @@ def parse_train_args(argv=None):
     return _parse_common(parser, argv)
 
 
-def train_main(argv=None):
-    """tools/train.py."""
+@exit_on_user_error
+def train_main(argv=None, show_next_steps=True):
+    """tools/train.py; at the end prints the commands for pictures and curves of the run."""
     args = parse_train_args(argv)
     cfg = _load_config(args)
+    check_data(cfg, ('train', 'val'), args.config)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -70,7 +99,7 @@ def train_main(argv=None):
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+        if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) '
                                'in the config')
         cfg.auto_scale_lr.enable = True
@@ -86,6 +115,8 @@ def train_main(argv=None):
 
     runner = build_runner(cfg)
     runner.train()
+    if show_next_steps and is_main_process():
+        print(next_steps(cfg, args.config, runner.work_dir), flush=True)
 
 
 def parse_test_args(argv=None):
@@ -101,12 +132,15 @@ def parse_test_args(argv=None):
     return _parse_common(parser, argv)
 
 
+@exit_on_user_error
 def test_main(argv=None):
     """tools/test.py."""
     args = parse_test_args(argv)
     if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+        raise CheckpointMismatchError(f'checkpoint {args.checkpoint} does not exist')
     cfg = _load_config(args)
+    check_data(cfg, ('test', ), args.config)
+    check_config_checkpoint(cfg, args.checkpoint)  # before anything is evaluated
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -144,7 +178,8 @@ def build_model_from_config(config, cfg_options=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    commands = dict(train=train_main, test=test_main)
+    # train without the closing hints: PretrainBackboneHook's sub-run comes through here
+    commands = dict(train=functools.partial(train_main, show_next_steps=False), test=test_main)
     if not argv or argv[0] not in commands:
         raise SystemExit('usage: python -m mmliera.cli {train,test} ...')
     commands[argv[0]](argv[1:])

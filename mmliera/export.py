@@ -16,7 +16,8 @@ import torch
 from .adapters import merge_adapters, unmerge_adapters
 from .adapters.layers import is_adapter_key
 
-MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook')
+MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
+                 'ExactResumeHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner',
                                  'SyntheticCocoDataset')
 

@@ -10,6 +10,20 @@ import mmliera  # noqa: E402,F401  (registers everything)
 from helpers import DEMO, PRETRAIN, run, write_cfg  # noqa: E402
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _demo_data_in_a_temporary_folder(tmp_path_factory):
+    """The demo configs' generated data goes to a fresh folder, never the checkout's data/
+    (the configs read MMLIERA_DEMO_DATA; subprocesses inherit it)."""
+    old = os.environ.get('MMLIERA_DEMO_DATA')
+    root = tmp_path_factory.mktemp('demo_data') / 'synthetic_coco'
+    os.environ['MMLIERA_DEMO_DATA'] = f'{root}/'
+    yield root
+    if old is None:
+        os.environ.pop('MMLIERA_DEMO_DATA', None)
+    else:
+        os.environ['MMLIERA_DEMO_DATA'] = old
+
+
 @pytest.fixture(autouse=True)
 def _mmdet_scope():
     from mmengine.registry import DefaultScope, init_default_scope

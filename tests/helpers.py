@@ -38,6 +38,14 @@ def run(cmd, env=None, timeout=900, expect_fail=False):
     return out
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def maps(out):
     bbox = [float(x) for x in re.findall(r'coco/bbox_mAP: ([\d.]+)', out)]
     segm = [float(x) for x in re.findall(r'coco/segm_mAP: ([\d.]+)', out)]
@@ -49,3 +57,72 @@ def write_cfg(path, base, body=''):
     """A config file at ``path`` inheriting ``base`` plus ``body``."""
     path.write_text(f"_base_ = ['{base}']\n" + body)
     return str(path)
+
+
+def assert_adapters_trained(backbone, x, min_rel_change=1e-3):
+    """The adapters of a trained backbone did something: every trainable adapter's B moved off
+    its initial value (0, or PiSSA's B0), and the backbone's output differs from the frozen
+    backbone's (the same module with every adapter reset to its identity init). A broken
+    adapter (no factor gradient, or a forward that ignores the factors) fails here even when the
+    neck and heads train well enough to lower the loss and pass an mAP floor."""
+    import torch
+
+    from mmliera import adapter_layers
+    layers = {n: m for n, m in adapter_layers(backbone).items() if m.lora_B.requires_grad}
+    assert layers, 'no trainable adapter'
+    still = [n for n, m in layers.items() if torch.equal(
+        m.lora_B, m.lora_B0 if m.lora_B0 is not None else torch.zeros_like(m.lora_B))]
+    assert not still, f'{len(still)} of {len(layers)} adapters never moved: {still[:5]}'
+    backbone.eval()
+    state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    with torch.no_grad():
+        adapted = [o.clone() for o in backbone(x)]
+        for m in adapter_layers(backbone).values():
+            m.lora_B.zero_()
+            m.init_from_weight()  # PiSSA: factors with ΔW = 0; DoRA: m = ||W||
+        frozen = backbone(x)
+    backbone.load_state_dict(state)
+    change = max(float((a - f).abs().max() / f.abs().max()) for a, f in zip(adapted, frozen))
+    assert change > min_rel_change, f'adapters change the backbone output by only {change:.2e}'
+    return change
+
+
+def mmliera_types():
+    """Every type name mmliera registers in the OpenMMLab registries."""
+    from mmdet import registry as det_registry
+    from mmengine import registry as engine_registry
+    names = set()
+    for mod in (det_registry, engine_registry):
+        for reg in vars(mod).values():
+            if isinstance(reg, engine_registry.Registry):
+                names |= {k for k, v in reg.module_dict.items()
+                          if getattr(v, '__module__', '').startswith('mmliera')}
+    assert {'LieRAConvNeXt', 'LieRA', 'LieRAFreezeHook', 'LieRARunner'} <= names
+    return names
+
+
+def mmliera_parts(cfg):
+    """Where a config uses mmliera: registered mmliera types anywhere, its runner, its import
+    (what plain mmdet could not build); paths that happen to contain 'mmliera' are fine."""
+    names, found = mmliera_types(), []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            t = node.get('type')
+            if isinstance(t, str) and (t in names or t.split('.')[-1] in names
+                                       or t.startswith('mmliera.')):
+                found.append(f'{where}: {t}')
+            for k, v in node.items():
+                walk(v, f'{where}.{k}')
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(v, f'{where}[{i}]')
+
+    d = cfg.to_dict()
+    walk(d, 'cfg')
+    if d.get('runner_type') in names:
+        found.append(f'runner_type: {d["runner_type"]}')
+    for m in (d.get('custom_imports') or {}).get('imports', []):
+        if m == 'mmliera' or m.startswith('mmliera.'):
+            found.append(f'custom_imports: {m}')
+    return found

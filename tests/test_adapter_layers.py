@@ -79,6 +79,73 @@ def test_linear_matches_reference(mode):
     torch.testing.assert_close(layer(x), F.linear(x, W, lin.bias), rtol=1e-10, atol=1e-10)
 
 
+def reference_op(layer, x, weight, bias):
+    """The plain layer's op on x with ``weight`` (F.conv2d / F.linear, padding modes as torch)."""
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, weight, bias)
+    if layer.padding_mode != 'zeros':
+        x = F.pad(x, layer._reversed_padding_repeated_twice, mode=layer.padding_mode)
+        padding = 0
+    else:
+        padding = layer.padding
+    return F.conv2d(x, weight, bias, layer.stride, padding, layer.dilation, layer.groups)
+
+
+def adapted_case(case, mode):
+    """(LieRA layer with random non-zero A and B, float64 input) for a CONVS case or linear."""
+    torch.manual_seed(0)
+    if case.startswith('linear'):
+        layer = LieRALinear.from_module(nn.Linear(7, 5).double(), rank=2, alpha=3.0, mode=mode)
+        x = torch.randn((3, 7) if case == 'linear2d' else (2, 3, 7), dtype=torch.float64)
+    else:
+        layer = LieRAConv2d.from_module(nn.Conv2d(**CONVS[case]).double(), rank=3, alpha=4.0,
+                                        mode=mode)
+        x = torch.randn(2, layer.in_channels, 11, 12, dtype=torch.float64)
+    randomize(layer)
+    return layer, x
+
+
+# what trains: 'factors' (W and bias frozen: the recompute-in-backward op training takes),
+# 'factors+bias' (a `trainable=['bias']` policy), 'all' (W trains too: the autograd path)
+TRAINS = ['factors', 'factors+bias', 'all']
+
+
+@pytest.mark.parametrize('trains', TRAINS)
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('case', sorted(CONVS) + ['linear2d', 'linear3d'])
+def test_output_and_gradients_match_reference(case, mode, trains):
+    """Output and the gradients of A, B, the input (and bias / W where they train) against
+    autograd through the formulas, with random non-zero factors and a random upstream grad."""
+    layer, x = adapted_case(case, mode)
+    has_bias = layer.bias is not None
+    layer.weight.requires_grad_(trains == 'all')
+    if has_bias:
+        layer.bias.requires_grad_(trains != 'factors')
+    ref = {'A': layer.lora_A, 'B': layer.lora_B, 'x': x, 'W': layer.weight}
+    if has_bias:
+        ref['bias'] = layer.bias
+    ref = {k: v.detach().clone().requires_grad_(k in ('A', 'B', 'x') or v.requires_grad)
+           for k, v in ref.items()}
+    W = reference_weight(ref['W'], ref['A'], ref['B'], layer.scaling, mode)
+    expected = reference_op(layer, ref['x'], W, ref.get('bias'))
+    xl = x.clone().requires_grad_()
+    out = layer(xl)
+    assert any('LieRAOp' in f for f in _grad_fns(out)) == (trains != 'all')
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(expected)
+    expected.backward(g)
+    out.backward(g)
+    got = {'A': layer.lora_A.grad, 'B': layer.lora_B.grad, 'x': xl.grad, 'W': layer.weight.grad}
+    if has_bias:
+        got['bias'] = layer.bias.grad
+    for k, t in ref.items():
+        if t.requires_grad:
+            assert got[k] is not None, f'no gradient for {k}'
+            torch.testing.assert_close(got[k], t.grad, rtol=1e-9, atol=1e-10, msg=k)
+        else:
+            assert got[k] is None, k
+
+
 def test_factor_shapes_and_counts():
     C, r = 16, 4
     dw = LieRAConv2d(C, C, 7, padding=3, groups=C, rank=r)
@@ -211,29 +278,65 @@ def test_half_precision_weights(dtype):
     assert torch.equal(Wh, ref)
 
 
-def _saved_bytes(layer, x):
-    total = []
+def _saved_tensors(layer, x):
+    """Shapes of the tensors autograd saves for backward in ``layer(x)``, beyond the layer's
+    parameters and x themselves (each storage counted once)."""
+    seen = {p.data_ptr() for p in layer.parameters()} | {x.data_ptr()}
+    saved = []
 
     def pack(t):
-        total.append(t.numel() * t.element_size() if t.data_ptr() not in seen else 0)
-        seen.add(t.data_ptr())
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            saved.append(tuple(t.shape))
         return t
 
-    seen = {p.data_ptr() for p in layer.parameters()} | {x.data_ptr()}
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer(x)
-    return sum(total)
+        out = layer(x)
+    return out, saved
 
 
-def test_exp_saves_no_more_than_taylor_for_backward():
+def _grad_fns(out):
+    """Names of every autograd node behind ``out``."""
+    names, todo = set(), [out.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and type(fn).__name__ not in names:
+            names.add(type(fn).__name__)
+            todo += [f for f, _ in fn.next_functions]
+    return names
+
+
+def test_exp_keeps_only_w_prime_where_w_prime_is_kept():
+    """Where W' is kept for backward (lean path off: autocast, DoRA, PiSSA), exp forms it with
+    ``_ExpHadamard``, which saves W' itself (the conv keeps it anyway): one W-sized tensor, as
+    Taylor. A plain ``W * exp(ΔW)`` would keep exp(ΔW) as well (two)."""
     x = torch.randn(2, 64, 16, 16)
-    sizes = {}
+    w_sized = {}
     for mode in MODES:
         torch.manual_seed(0)
         layer = LieRAConv2d(64, 64, 7, padding=3, groups=64, rank=8, mode=mode)
         layer.weight.requires_grad_(False)
-        sizes[mode] = _saved_bytes(layer, x)
-    assert sizes['exp'] <= sizes['taylor'], sizes
+        layer.lean_backward = False
+        out, saved = _saved_tensors(layer, x)
+        fns = _grad_fns(out)
+        assert not any('LieRAOp' in f for f in fns), fns
+        assert any('ExpHadamard' in f for f in fns) == (mode == 'exp'), fns
+        w_sized[mode] = sum(s == tuple(layer.weight.shape) for s in saved)
+    assert w_sized == dict(taylor=1, exp=1, lora=1), w_sized
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_lean_path_keeps_no_w_sized_tensor(mode):
+    """Training the factors of a frozen W: nothing W-sized (W', ΔW) is saved for backward, only
+    x, W, A, B, which exist anyway."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 16, 16)
+    layer = LieRAConv2d(64, 64, 7, padding=3, groups=64, rank=8, mode=mode)
+    layer.weight.requires_grad_(False)
+    out, saved = _saved_tensors(layer, x)
+    assert any('LieRAOp' in f for f in _grad_fns(out))
+    assert not any(s == tuple(layer.weight.shape) for s in saved), saved
+    assert sum(torch.Size(s).numel() for s in saved) < layer.weight.numel() // 4, saved
 
 
 def test_state_dict_of_plain_layer_loads():
@@ -243,3 +346,44 @@ def test_state_dict_of_plain_layer_loads():
     assert sorted(res.missing_keys) == ['lora_A', 'lora_B'] and not res.unexpected_keys
     assert torch.equal(layer.weight, conv.weight)
     assert set(layer.state_dict()) == {'weight', 'bias', 'lora_A', 'lora_B'}
+
+
+def test_merge_twice_and_unmerge_unmerged_warn_and_change_nothing():
+    layer = LieRAConv2d(4, 4, 3, padding=1, rank=2, name='blk.conv')
+    randomize(layer)
+    w0 = layer.weight.detach().clone()
+    with pytest.warns(UserWarning, match='blk.conv: not merged; nothing to do'):
+        layer.unmerge()
+    assert not layer.merged and torch.equal(layer.weight, w0)
+    layer.merge()
+    merged = layer.weight.detach().clone()
+    assert not torch.equal(merged, w0)
+    with pytest.warns(UserWarning, match='blk.conv: already merged; nothing to do'):
+        layer.merge()
+    assert layer.merged and torch.equal(layer.weight, merged)  # W' not applied twice
+    layer.unmerge()
+    assert torch.equal(layer.weight, w0)
+
+
+def test_model_wide_exact_zeros_warning():
+    from mmliera.adapters import warn_exact_zeros
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(4, 4), nn.Linear(4, 4))
+    with torch.no_grad():
+        model[0].weight[0] = 0  # 27 zeros
+        model[1].weight[:, 0] = 0  # 4 zeros
+        model[2].weight[0, 0] = 0  # 1 zero, but mode 'lora' can move it
+    inject_adapters(model, rank=2, targets=['0', '1', dict(pattern='2', mode='lora')],
+                    check_zeros=False)
+    with pytest.warns(UserWarning) as rec:
+        assert warn_exact_zeros(model) == 31
+    assert len(rec) == 1
+    assert str(rec[0].message).startswith(
+        '31 weights in 2 LieRA layers are exactly 0 and a multiplicative update cannot move '
+        'them: 0 (27), 1 (4)')
+    with torch.no_grad():
+        model[0].weight[0] = 1
+        model[1].weight[:, 0] = 1
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert warn_exact_zeros(model) == 0

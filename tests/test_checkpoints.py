@@ -9,9 +9,10 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from helpers import ROOT, maps, run, write_cfg
+from helpers import atto_detector_cfg, maps, mmliera_parts, run, write_cfg
 from mmliera import (AdapterCheckpointError, adapter_layers, load_adapter_checkpoint,
                      save_adapter_checkpoint)
+from mmliera.checkpoint import adapter_state_dict
 from mmliera.engine.safe_load import mmengine_safe_globals, safe_load
 
 
@@ -115,7 +116,8 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
          str(out_dir)])
     plain_cfg = Config.fromfile(str(out_dir / 'config.py'))
     assert plain_cfg.model.backbone.type == 'mmpretrain.ConvNeXt'
-    assert 'mmliera' not in plain_cfg.pretty_text
+    assert mmliera_parts(plain_cfg) == []
+    assert mmliera_parts(Config.fromfile(demo_run['cfg']))  # the check sees what it checks
     plain = MODELS.build(plain_cfg.model)
     sd = torch.load(out_dir / 'model.pth', weights_only=True)['state_dict']
     assert not any('lora_' in k for k in sd)
@@ -139,7 +141,10 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
         'print("MMLIERA_NOT_IMPORTED")\n')
     out = run([sys.executable, '-c', script], env=dict(PYTHONPATH=''))
     assert 'MMLIERA_NOT_IMPORTED' in out
-    assert maps(out) == maps(demo_run['out'])
+    # merged weights are W' rounded once to float32 (the adapted model rounds inside the op):
+    # features agree to 1e-5, so the mAPs agree up to a detection moving across a threshold
+    for plain_map, adapted_map in zip(maps(out), maps(demo_run['out'])):
+        assert abs(plain_map - adapted_map) <= 0.005, (maps(out), maps(demo_run['out']))
 
 
 def test_export_from_adapter_only_checkpoint(demo_run, tmp_path):
@@ -192,3 +197,126 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='KillAfterIterHook')]
     assert any('lora_B' in k for k in trained_keys)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+# adapter files of a small detector (atto), no training needed
+
+
+def _small(seed=0, **adapter):
+    torch.manual_seed(seed)
+    return MODELS.build(atto_detector_cfg(**adapter).model)
+
+
+def _perturbed(**adapter):
+    """A small detector whose trainable tensors (and PiSSA buffers) hold non-initial values."""
+    model = _small(seed=1, **adapter)
+    with torch.no_grad():
+        for n, t in adapter_state_dict(model).items():
+            t.add_(torch.randn_like(t) * 0.01)
+    return model
+
+
+@pytest.mark.parametrize('variant', [dict(), dict(dora=True), dict(init='pissa'),
+                                     dict(dora=True, init='pissa', mode='exp')])
+def test_variants_round_trip_exactly(tmp_path, variant):
+    src = _perturbed(**variant)
+    path = tmp_path / 'a.safetensors'
+    save_adapter_checkpoint(src, str(path))
+    dst = _small(seed=2, **variant)
+    with torch.no_grad():  # the same frozen base weights (the config's pretrained init)
+        for n, t in dst.state_dict().items():
+            if n.startswith('backbone.') and 'lora_' not in n:
+                t.copy_(src.state_dict()[n])
+    load_adapter_checkpoint(dst, str(path))
+    a, b = src.state_dict(), dst.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    if variant.get('dora'):
+        assert any(k.endswith('lora_magnitude') for k in adapter_state_dict(src))
+    if variant.get('init') == 'pissa':
+        assert any(k.endswith('lora_A0') for k in adapter_state_dict(src))
+
+
+def _rewrite(src, dst, change_tensors=None, change_meta=None):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(str(src), 'pt') as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    if change_tensors:
+        change_tensors(tensors)
+    if change_meta:
+        change_meta(meta)
+    save_file(tensors, str(dst), metadata=meta)
+    return str(dst)
+
+
+@pytest.fixture(scope='module')
+def small_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp('adapters') / 'small.safetensors'
+    save_adapter_checkpoint(_perturbed(), str(path))
+    return path
+
+
+NECK = 'neck.lateral_convs.0.conv.weight'
+
+
+@pytest.mark.parametrize('what,msg', [
+    ('missing_file', 'no such adapter checkpoint'),
+    ('other_layers',
+     r'adapted layers differ \(model only: \[\]; file only: \[.backbone\.stages\.0\.0'),
+    ('missing_tensor', rf"trained tensors of the model missing from the file: \['{NECK}'\]"),
+    ('extra_tensor', r"tensors only in the file: \['neck\.extra'\]"),
+    ('shape', rf'{NECK} has shape \(64, 40, 1, 1\) in the file, \(256, 40, 1, 1\) in the model'),
+    ('newer_version', 'has format version 2; this mmliera reads up to 1: upgrade mmliera'),
+])
+def test_adapter_file_errors_name_the_problem_and_load_nothing(small_file, tmp_path, what, msg):
+    model = _small(seed=3)
+    path = str(small_file)
+    if what == 'missing_file':
+        path = str(tmp_path / 'nope.safetensors')
+    elif what == 'other_layers':
+        model = _small(seed=3, targets=[r'stages\.[123]\..*', 'downsample_layers.*'])
+    elif what == 'missing_tensor':
+        path = _rewrite(small_file, tmp_path / 'm.safetensors', lambda t: t.pop(NECK))
+    elif what == 'extra_tensor':
+        path = _rewrite(small_file, tmp_path / 'e.safetensors',
+                        lambda t: t.__setitem__('neck.extra', torch.ones(2)))
+    elif what == 'shape':
+        path = _rewrite(small_file, tmp_path / 's.safetensors',
+                        lambda t: t.__setitem__(NECK, torch.ones(64, 40, 1, 1)))
+        if 'shape' in what:
+            model.neck.lateral_convs[0].conv.weight.data = torch.zeros(256, 40, 1, 1)
+    elif what == 'newer_version':
+        path = _rewrite(small_file, tmp_path / 'v.safetensors',
+                        change_meta=lambda m: m.__setitem__('version', '2'))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(AdapterCheckpointError, match=msg):
+        load_adapter_checkpoint(model, path)
+    _assert_untouched(model, before)
+
+
+def test_safe_load_getattr_allow_list(tmp_path):
+    """Only a HistoryBuffer's statistic methods may be looked up while unpickling."""
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    class Lookup:
+        def __init__(self, obj, name, *default):
+            self.args = (obj, name, *default)
+
+        def __reduce__(self):
+            return getattr, self.args
+
+    buf = HistoryBuffer()
+    buf.update(3.0)
+    ok = tmp_path / 'ok.pth'
+    torch.save({'mean': Lookup(buf, 'mean')}, ok)
+    assert safe_load(str(ok))['mean']() == 3.0
+    for i, args in enumerate([(buf, '__class__'), (HistoryBuffer, '__init__'), ('cmd', 'format'),
+                              (buf, 'mean', None)]):
+        bad = tmp_path / f'bad{i}.pth'
+        torch.save({'x': Lookup(*args)}, bad)
+        with pytest.raises(pickle.UnpicklingError, match=rf"refusing getattr\(\w+, "
+                                                         rf"'{args[1]}'\)"):
+            safe_load(str(bad))

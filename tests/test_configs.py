@@ -53,3 +53,28 @@ def test_count_tool_prints_paper_counts(name, rank, total):
         assert re.search(rf'^{kind}\s+\d+\s+[\d,]+$', out, re.M)
     assert f"'rank': {rank}" in out
     assert re.search(rf'^backbone\s+{total:,}\s+87,694,592\s+{total:,}$', out, re.M), out
+
+
+def test_count_tool_sizes_match_the_tensors():
+    from helpers import DEMO
+    from mmliera.cli import build_model_from_config
+    from mmliera.engine.runner.liera_runner import freeze_hooks_of
+    out = run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'), DEMO, '--sizes'])
+    adapter = re.search(r'^adapter-only \(\.safetensors\)\s+([\d.]+) MB$', out, re.M)
+    full = re.search(r'^full state dict \(\.pth\)\s+([\d.]+) MB  \(([\d.]+)x\)$', out, re.M)
+    moments = re.search(r'^full \+ AdamW moments \(mmengine ckpt\)\s+([\d.]+) MB  \(([\d.]+)x\)$',
+                        out, re.M)
+    assert adapter and full and moments, out
+    a, f, m = float(adapter[1]), float(full[1]), float(moments[1])
+    assert float(full[2]) == pytest.approx(f / a, abs=0.06)
+    assert float(moments[2]) == pytest.approx(m / a, abs=0.06)
+    # the figures are the tensors' bytes (float32) plus small headers
+    cfg, model = build_model_from_config(DEMO)
+    for hook in freeze_hooks_of(cfg.custom_hooks):
+        hook.policy.apply(model)
+    mb = 2**20
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) * 4 / mb
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / mb
+    assert a == pytest.approx(trainable, rel=0.02, abs=0.05)
+    assert f == pytest.approx(state, rel=0.02, abs=0.1)
+    assert m == pytest.approx(f + 2 * trainable, abs=0.15)

@@ -7,9 +7,10 @@ import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 
-from helpers import PAPER_CONFIG, ROOT, atto_detector_cfg, run, write_cfg
+from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, write_cfg
 from mmliera import LieRAConv2d, LieRALinear, adapter_layers
 from mmliera.counting import adapter_counts
+from mmliera.engine.safe_load import safe_load
 from test_adapter_layers import CONVS, randomize
 
 MODES = ['taylor', 'exp', 'lora']
@@ -110,24 +111,39 @@ def test_dora_adds_c_out_per_layer_in_the_count_tool():
     assert re.search(r'^total\s+112\s+17,271,104$', out, re.M), out
 
 
-def test_detector_variants_equal_plain_at_init():
+@pytest.mark.parametrize('variant', ['none'] + sorted(VARIANTS))
+def test_detector_backbone_equals_mmpretrain_convnext_at_init(variant):
+    """The adapted backbone, given a plain mmpretrain ConvNeXt's weights, computes what that
+    ConvNeXt computes (the reference is mmpretrain's own class, not mmliera code)."""
+    from mmpretrain.models import ConvNeXt
     torch.manual_seed(0)
-    plain_cfg = atto_detector_cfg()
-    plain = MODELS.build(plain_cfg.model)
-    for variant in VARIANTS.values():
-        cfg = atto_detector_cfg(**variant)
-        det = MODELS.build(cfg.model)
-        weights = {k: v for k, v in plain.state_dict().items() if 'lora_' not in k}
-        det.load_state_dict(weights, strict=False)  # plain weights: W-derived state follows
-        with torch.no_grad():  # the reference: the same detector with B = 0 (the plain model)
-            for layer in adapter_layers(plain).values():
-                layer.lora_B.zero_()
-        det.eval()
-        plain.eval()
-        x = torch.rand(1, 3, 64, 64)
-        with torch.no_grad():
-            for a, b in zip(det.backbone(x), plain.backbone(x)):
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    cfg = atto_detector_cfg(**VARIANTS.get(variant, {}))
+    args = {k: v for k, v in cfg.model.backbone.items()
+            if k not in ('type', 'adapter', 'trainable', 'init_cfg')}
+    plain = ConvNeXt(**args)
+    plain.init_weights()
+    with torch.no_grad():  # non-trivial norms too
+        for n, p in plain.named_parameters():
+            if 'norm' in n:
+                p.add_(torch.randn_like(p) * 0.1)
+    backbone = MODELS.build(cfg.model.backbone)  # as the detector builds it
+    res = backbone.load_state_dict(plain.state_dict(), strict=False)
+    assert not res.unexpected_keys and res.missing_keys
+    assert all('lora_' in k for k in res.missing_keys)
+    backbone.eval()
+    plain.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        outs = backbone(x), plain(x)
+    assert len(outs[0]) == len(outs[1]) == 4
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # and the adapters are live: a non-zero update moves the output away from ConvNeXt's
+    layer = adapter_layers(backbone)['stages.3.0.pointwise_conv1']
+    with torch.no_grad():
+        layer.lora_B.add_(torch.randn_like(layer.lora_B) * 0.1)
+        moved = backbone(x)[3]
+    assert not torch.allclose(moved, outs[1][3], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize('variant', ['dora', 'pissa'])
@@ -145,3 +161,13 @@ custom_hooks = [dict(type='LieRAFreezeHook')]
     assert len(losses) == 20
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
     assert re.search(r'coco/bbox_mAP: [\d.]+', out) and re.search(r'coco/segm_mAP: [\d.]+', out)
+    # the loss also falls with broken adapters (neck and heads train): check the adapters
+    from mmengine.config import Config
+    model = MODELS.build(Config.fromfile(cfg).model)
+    state = safe_load(str(tmp_path / 'w' / 'iter_20.pth'))['state_dict']
+    model.load_state_dict(state, strict=True)
+    assert_adapters_trained(model.backbone, torch.randn(1, 3, 128, 128))
+    if variant == 'dora':
+        m = adapter_layers(model.backbone)['stages.2.0.depthwise_conv']
+        norm = m.weight.detach().flatten(1).norm(dim=1)
+        assert not torch.allclose(m.lora_magnitude, norm)  # the magnitudes trained too

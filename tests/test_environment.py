@@ -7,8 +7,20 @@ from mmliera import environment as env
 
 
 def test_current_environment_passes():
+    from packaging.version import Version
     env.check_environment()
-    assert 'mmdet 3.3.0' in env.environment_summary()
+    summary = env.environment_summary()
+    for dist, (low, high, _) in env.SUPPORTED.items():
+        found = env.installed_version(dist)
+        assert Version(low) <= Version(found) < Version(high), (dist, found)
+        assert f'{dist} {found}' in summary
+
+
+@pytest.mark.parametrize('version', ['3.3.0', '3.3.5', '3.3.99.post1'])
+def test_any_version_in_range_is_accepted(monkeypatch, version):
+    real = env.installed_version
+    monkeypatch.setattr(env, 'installed_version', lambda d: version if d == 'mmdet' else real(d))
+    env.check_environment()
 
 
 @pytest.mark.parametrize('dist,bad', [('mmdet', '3.2.0'), ('mmdet', '3.4.1'),

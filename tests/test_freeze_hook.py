@@ -11,6 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
+from helpers import free_port
 from mmliera import FreezePolicy, LieRAFreezeHook, LieRARunner
 from mmliera.freeze import format_table, parameter_table
 
@@ -49,7 +50,8 @@ class SnapshotHook(Hook):
         runner.start_params = snapshot(runner.model)
 
 
-def make_runner(tmp_path, runner_cls=LieRARunner, hook=None, iters=2):
+def make_runner(tmp_path, runner_cls=LieRARunner, hook=None, iters=2, extra_hooks=(),
+                optim_wrapper=None):
     torch.manual_seed(0)
     return runner_cls(
         model=ToyDetector(),
@@ -57,9 +59,9 @@ def make_runner(tmp_path, runner_cls=LieRARunner, hook=None, iters=2):
         train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=False),
                               batch_size=2, collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=iters),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-2)),
+        optim_wrapper=optim_wrapper or dict(optimizer=dict(type='AdamW', lr=1e-2)),
         custom_hooks=[hook if hook is not None else dict(type='LieRAFreezeHook'),
-                      SnapshotHook()],
+                      SnapshotHook(), *extra_hooks],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=-1)),
         default_scope='mmdet')
 
@@ -125,7 +127,8 @@ def test_loud_failure_when_the_optimizer_saw_what_the_policy_freezes(tmp_path):
 def test_loud_failure_when_ddp_registered_a_frozen_parameter():
     import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
-    dist.init_process_group('gloo', init_method='tcp://127.0.0.1:29671', rank=0, world_size=1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0,
+                            world_size=1)
     try:
         model = ToyDetector()
         ddp = MMDistributedDataParallel(module=model, device_ids=None)
@@ -175,3 +178,58 @@ def test_parameter_table_counts():
     assert rows['total'][0] == sum(p.numel() for p in det.parameters() if p.requires_grad)
     text = format_table(parameter_table(det))
     assert text.splitlines()[0].split() == ['module', 'trainable', 'frozen', 'adapter']
+
+
+PARAM_GROUPS = dict(
+    optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.01),
+    paramwise_cfg=dict(custom_keys={'neck': dict(lr_mult=0.1),
+                                    'lora_': dict(lr_mult=2.0, decay_mult=0.0)}))
+
+
+def test_several_param_groups_keep_their_settings_without_frozen_params(tmp_path):
+    runner = make_runner(tmp_path, optim_wrapper=PARAM_GROUPS)
+    runner.train()
+    groups = runner.optim_wrapper.optimizer.param_groups
+    assert len(groups) > 3  # mmengine: one group per parameter with paramwise_cfg
+    names = {id(p): n for n, p in runner.model.named_parameters()}
+    held = [(names[id(p)], g) for g in groups for p in g['params']]
+    assert {n for n, _ in held} == {n for n, p in runner.model.named_parameters()
+                                     if p.requires_grad}
+    for n, g in held:
+        if n.startswith('neck.'):
+            assert g['lr'] == pytest.approx(1e-3) and g['weight_decay'] == 0.01
+        elif 'lora_' in n:
+            assert g['lr'] == pytest.approx(2e-2) and g['weight_decay'] == 0
+    after = snapshot(runner.model)
+    for n, p in runner.start_params.items():
+        if n.startswith('backbone.') and 'lora_' not in n:
+            assert torch.equal(p, after[n]), n
+
+
+def test_hook_finds_a_frozen_param_in_any_group(tmp_path):
+    hook = dict(type='LieRAFreezeHook', frozen=[r'head\..*'])
+    runner = make_runner(tmp_path, runner_cls=Runner, hook=hook, optim_wrapper=PARAM_GROUPS)
+    with pytest.raises(RuntimeError, match=r'policy freezes, the optimizer holds it \(\d+\): '
+                                           r'.*head\.weight'):
+        runner.train()
+
+
+def test_adapter_checkpoint_hook_every_n_iterations(tmp_path):
+    from mmliera import load_adapter_checkpoint
+    hook = dict(type='AdapterCheckpointHook', interval=2, by_epoch=False)
+    runner = make_runner(tmp_path, iters=5, extra_hooks=[hook])
+    runner.train()
+    saved = sorted(p.name for p in tmp_path.glob('*.safetensors'))
+    assert saved == ['adapters_iter_2.safetensors', 'adapters_iter_4.safetensors',
+                     'adapters_last.safetensors']
+    fresh = make_runner(tmp_path / 'fresh').model
+    trained = runner.model.state_dict()
+    with torch.no_grad():  # the same frozen base weights (a pretrained init in real use)
+        for k, v in fresh.backbone.state_dict().items():
+            if 'lora_' not in k:
+                v.copy_(trained['backbone.' + k])
+    meta = load_adapter_checkpoint(fresh, str(tmp_path / 'adapters_last.safetensors'))
+    assert '"iter": 5' in meta['extra']
+    assert all(torch.equal(v, trained[k]) for k, v in fresh.state_dict().items())
+    load_adapter_checkpoint(fresh, str(tmp_path / 'adapters_iter_2.safetensors'))
+    assert not torch.equal(fresh.head.weight, runner.model.head.weight)

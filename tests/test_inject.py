@@ -62,8 +62,16 @@ def test_regex_and_suffix_matching_with_overrides():
 
 
 def test_mapping_form_of_targets():
-    names = inject_adapters(Net(), rank=2, targets={'pointwise_conv1': dict(rank=3)})
-    assert len(names) == 2
+    net = Net()
+    names = inject_adapters(net, rank=2, targets={'pointwise_conv1': dict(rank=3),
+                                                  'stem.0': dict(mode='exp')})
+    assert names == ['stages.0.0.pointwise_conv1', 'stages.0.1.pointwise_conv1', 'stem.0']
+    layers = adapter_layers(net)
+    for n in names[:2]:
+        assert (layers[n].rank, layers[n].alpha, layers[n].mode) == (3, 6, 'taylor')
+        assert layers[n].lora_A.shape == (3, 8) and layers[n].lora_B.shape == (32, 3)
+    assert (layers['stem.0'].rank, layers['stem.0'].mode) == (2, 'exp')
+    assert layers['stem.0'].lora_A.shape == (2 * 4, 3 * 4)
 
 
 @pytest.mark.parametrize('kwargs,exc,msg', [
@@ -127,3 +135,53 @@ def test_exact_zero_weights_warn_with_count():
         lin.weight[0, :3] = 0
     with pytest.warns(UserWarning, match='3 of 16 weights are exactly 0'):
         LieRALinear.from_module(lin, rank=2)
+
+
+def test_freeze_base_default_and_opt_out():
+    net = Net()
+    inject_adapters(net, rank=2, targets=['stem.0'])
+    trains = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trains == {'stem.0.lora_A', 'stem.0.lora_B'}  # whole module frozen, not just stem
+    net = Net()
+    net.stem[1].weight.requires_grad_(False)
+    inject_adapters(net, rank=2, targets=['stem.0'], freeze_base=False)
+    frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
+    assert frozen == {'stem.1.weight'}  # requires_grad left as it was
+
+
+def _readme_snippet(title):
+    import os
+    import re
+    from helpers import ROOT
+    text = open(os.path.join(ROOT, 'README.md')).read()
+    section = text.split(f'## {title}', 1)[1]
+    return re.search(r'```python\n(.*?)```', section, re.S).group(1)
+
+
+def test_readme_adapter_layers_snippet_trains_only_the_factors():
+    """README's plain-PyTorch snippet, run as written: one step moves only A and B."""
+    code = _readme_snippet('The adapter layers')
+    spy = {}
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *a, **k):  # parameter values just before the optimizer step
+        spy['before'] = {id(p): p.detach().clone() for g in self.param_groups
+                         for p in g['params']}
+        return real_step(self, *a, **k)
+
+    scope = {}
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.AdamW, 'step', step)
+        exec(compile(code, 'README.md', 'exec'), scope)
+    model, optimizer = scope['model'], scope['optimizer']
+    trains = {n for n, p in model.named_parameters() if p.requires_grad}
+    factors = {f'{n}.{f}' for n in scope['names'] for f in ('lora_A', 'lora_B')}
+    assert trains == factors and len(scope['names']) > 10
+    held = {id(p) for g in optimizer.param_groups for p in g['params']}
+    assert held == {id(p) for n, p in model.named_parameters() if n in factors}
+    moved = [n for n, p in model.named_parameters()
+             if id(p) in spy['before'] and not torch.equal(spy['before'][id(p)], p)]
+    assert any(n.endswith('lora_B') for n in moved)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if n not in factors)
+    assert all(p.grad is None for n, p in model.named_parameters() if n not in factors)

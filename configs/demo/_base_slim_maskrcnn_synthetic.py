@@ -1,7 +1,8 @@
 # Shared settings of the embedded demo: a slim Mask R-CNN on mmliera's generated COCO-format
 # shapes (3 classes, 256 px), sized for a 2-core CPU. The stock heads dominate CPU time (8 s/iter
 # at batch 4), so the neck and heads are slimmed: FPN 64 channels, 2 mask convs, 128 sampled
-# RoIs, fewer proposals (about 1 s/iter). The data is written to data/synthetic_coco/ on first use.
+# RoIs, fewer proposals (about 1 s/iter). The data is written to data/synthetic_coco/ on first use
+# (or to the folder named by the environment variable MMLIERA_DEMO_DATA, if set).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
@@ -9,7 +10,7 @@ _base_ = [
 
 custom_imports = dict(imports=['mmliera'], allow_failed_imports=False)
 
-data_root = '{{ fileDirname }}/../../data/synthetic_coco/'
+data_root = '{{$MMLIERA_DEMO_DATA:{{ fileDirname }}/../../data/synthetic_coco/}}'
 image_size = 256
 synthetic = dict(image_size=image_size)  # generator settings (splits, seed: defaults)
 

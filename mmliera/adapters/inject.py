@@ -11,7 +11,7 @@ import warnings
 
 import torch.nn as nn
 
-from .layers import LieRAConv2d, LieRALayer, LieRALinear
+from .layers import LieRAConv2d, LieRALayer, LieRALinear, is_adapter_factor
 
 OVERRIDE_KEYS = ('rank', 'alpha', 'mode', 'dropout', 'dora', 'init')
 
@@ -98,11 +98,14 @@ def _plan(module, specs):
 
 
 def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, targets=None, *,
-                    check_zeros=True, dora=False, init='default'):
+                    check_zeros=True, dora=False, init='default', freeze_base=True):
     """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place.
 
     Weights are shared, not copied. All-or-nothing: every adapter is validated and built before
     any submodule is replaced. Returns the sorted list of replaced module names.
+    ``freeze_base`` (default True, as PEFT and mmpretrain's LoRAModel): afterwards only the
+    adapter parameters of ``module`` require grad (factors, DoRA's magnitude); every other
+    parameter of ``module`` is frozen. ``freeze_base=False`` leaves requires_grad as it was.
     ``check_zeros``: warn per layer about exact zeros in W (pass False when the real weights
     are loaded later, and call :func:`warn_exact_zeros` then). ``dora``: DoRA's magnitude on
     the LieRA weight; ``init='pissa'``: PiSSA factors (see ``LieRALayer.reset_adapter``).
@@ -125,6 +128,9 @@ def inject_adapters(module, rank, alpha=None, mode='taylor', dropout=0.0, target
             old, name=name, check_zeros=check_zeros, **kw)))
     for parent, child, new in built:
         setattr(parent, child, new)
+    if freeze_base:
+        for n, p in module.named_parameters():
+            p.requires_grad_(is_adapter_factor(n))
     return sorted(plan)
 
 

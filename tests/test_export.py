@@ -1,0 +1,62 @@
+"""export.plain_config: mmliera configs rewritten into plain mmdet / mmpretrain terms."""
+import os
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+from helpers import ROOT, mmliera_parts, mmliera_types
+from mmliera.export import MMLIERA_TYPES, plain_config
+
+
+def test_every_registered_mmliera_type_is_known_to_the_export():
+    assert mmliera_types() <= set(MMLIERA_TYPES)
+
+
+@pytest.mark.parametrize('config,inner', [('liera_maskrcnn_r50.py', 'ResNet'),
+                                          ('liera_maskrcnn_swin-t.py', 'SwinTransformer')])
+def test_type_liera_configs_export_to_their_inner_backbone(config, inner):
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', config))
+    wrapped = cfg.model.backbone
+    assert wrapped.type == 'LieRA' and mmliera_parts(cfg)
+    plain = plain_config(cfg)
+    assert mmliera_parts(plain) == []
+    bb = plain.model.backbone
+    assert bb.type == inner and bb.init_cfg is None
+    expected = {k: v for k, v in wrapped.backbone.items() if k != 'init_cfg'}
+    assert {k: v for k, v in bb.items() if k != 'init_cfg'} == expected
+    assert plain.get('runner_type') is None
+    assert not any(h['type'] in MMLIERA_TYPES for h in plain.get('custom_hooks', []))
+    assert plain.model.neck == cfg.model.neck and plain.model.roi_head == cfg.model.roi_head
+    # plain mmdet builds it, and an adapted model's merged state dict loads strictly
+    model = MODELS.build(plain.model)
+    adapted = MODELS.build(dict(cfg.model, backbone=dict(wrapped, backbone=dict(
+        wrapped.backbone, init_cfg=None))))
+    from mmliera.export import merged_state_dict
+    model.load_state_dict(merged_state_dict(adapted), strict=True)
+    assert isinstance(model.backbone.conv1 if inner == 'ResNet' else model.backbone.patch_embed,
+                      torch.nn.Module)
+
+
+def test_cannot_export_names_the_mmliera_parts(tmp_path):
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
+    cfg.model.neck = dict(type='LieRA', backbone=dict(type='FPN', in_channels=[1], out_channels=1,
+                                                      num_outs=1))
+    with pytest.raises(ValueError, match=r"cannot export: .*model\.neck: LieRA"):
+        plain_config(cfg)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[
+        cfg.train_dataloader.dataset, dict(type='LieRAConvNeXt')])
+    with pytest.raises(ValueError, match=r'train_dataloader\.dataset\.datasets\[1\]: '
+                                         'LieRAConvNeXt'):
+        plain_config(cfg)
+
+
+def test_mmliera_hooks_and_runner_are_dropped():
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
+    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='ExactResumeHook'),
+                                                 dict(type='EMAHook')]
+    plain = plain_config(cfg)
+    assert [h['type'] for h in plain.custom_hooks] == ['EMAHook']
+    assert 'runner_type' not in plain and mmliera_parts(plain) == []

@@ -1,0 +1,132 @@
+"""tools/infer.py: pictures + JSON from an mmengine checkpoint, adapter safetensors, export."""
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from helpers import run
+from mmliera import AdapterCheckpointError
+from mmliera.checkpoint_fit import CheckpointMismatchError
+from mmliera.inference import LieRAInferencer, predict
+from tiny_demo import tiny_demo_cfg
+
+CLASSES = ['square', 'disc', 'triangle']
+THR = 0.05  # the model trains 2 iterations: its scores are low, but it predicts
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    """The demo's LieRA model trained 2 iterations on 8 images, through tools/train.py."""
+    tmp = tmp_path_factory.mktemp('infer')
+    cfg = tiny_demo_cfg(tmp)
+    work = tmp / 'work'
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
+    return dict(cfg=cfg, work=work, out=out, ckpt=str(work / 'iter_2.pth'),
+                adapters=str(work / 'adapters_last.safetensors'), val=tmp / 'data' / 'val')
+
+
+@pytest.fixture(scope='module')
+def reference(tiny_run, tmp_path_factory):
+    """Predictions of the run's mmengine checkpoint on two val images, in-process."""
+    images = [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(2)]
+    inferencer = LieRAInferencer(tiny_run['cfg'], tiny_run['ckpt'], device='cpu')
+    return predict(inferencer, images, str(tmp_path_factory.mktemp('ref')), THR)
+
+
+def check_output(out_dir, images):
+    """Pictures of the input size with something drawn; a JSON listing every instance."""
+    data = json.loads((out_dir / 'predictions.json').read_text())
+    assert data['classes'] == CLASSES and data['score_thr'] == THR
+    assert [e['img_path'] for e in data['images']] == images
+    for entry, img in zip(data['images'], images):
+        src = Image.open(img)
+        vis = Image.open(out_dir / 'vis' / osp.basename(img))
+        assert vis.size == src.size == (entry['width'], entry['height']) == (256, 256)
+        diff = np.abs(np.asarray(vis.convert('RGB'), np.float32) - np.asarray(src, np.float32))
+        assert diff.mean() > 2, 'nothing drawn on the picture'
+        n = len(entry['scores'])
+        assert n > 0
+        assert len(entry['bboxes']) == len(entry['labels']) == len(entry['masks']) == n
+        assert entry['label_names'] == [CLASSES[label] for label in entry['labels']]
+        assert all(THR <= s <= 1 for s in entry['scores'])
+        for x0, y0, x1, y1 in entry['bboxes']:
+            assert -1 <= x0 <= x1 <= 257 and -1 <= y0 <= y1 <= 257
+        masks = mask_utils.decode([dict(size=m['size'], counts=m['counts'].encode())
+                                   for m in entry['masks']])
+        assert masks.shape == (256, 256, n) and masks.any()
+    return data
+
+
+def same_predictions(a, b):
+    assert a['labels'] == b['labels']
+    np.testing.assert_allclose(a['bboxes'], b['bboxes'], atol=0.02)
+    np.testing.assert_allclose(a['scores'], b['scores'], atol=2e-4)
+
+
+def test_train_ends_saying_how_to_make_pictures(tiny_run):
+    out = tiny_run['out']
+    assert 'tools/infer.py' in out and 'tools/plot_curves.py' in out
+    assert f"{tiny_run['ckpt']} {tiny_run['val']}" in out
+
+
+def test_mmengine_checkpoint_on_a_folder(tiny_run, reference, tmp_path):
+    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
+               str(tiny_run['val']), '--out-dir', str(tmp_path), '--score-thr', str(THR),
+               '--device', 'cpu'])
+    images = [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(4)]
+    data = check_output(tmp_path, images)
+    assert f'4 images, {sum(len(e["scores"]) for e in data["images"])} instances' in out
+    for a, b in zip(data['images'], reference['images']):
+        same_predictions(a, b)
+
+
+def test_adapter_safetensors_on_a_glob(tiny_run, reference, tmp_path):
+    pattern = str(tiny_run['val'] / '00000[01].jpg')
+    run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['adapters'], pattern,
+         '--out-dir', str(tmp_path), '--score-thr', str(THR)])
+    data = check_output(tmp_path, [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(2)])
+    for a, b in zip(data['images'], reference['images']):
+        same_predictions(a, b)  # base weights from the config's init_cfg + the adapters
+
+
+def test_exported_plain_model(tiny_run, reference, tmp_path):
+    export = tmp_path / 'export'
+    run([sys.executable, 'tools/merge_adapters.py', tiny_run['cfg'], tiny_run['ckpt'],
+         str(export)])
+    img = str(tiny_run['val'] / '000000.jpg')
+    run([sys.executable, 'tools/infer.py', str(export / 'config.py'), str(export / 'model.pth'),
+         img, '--out-dir', str(tmp_path / 'out'), '--score-thr', str(THR)])
+    data = check_output(tmp_path / 'out', [img])
+    same_predictions(data['images'][0], reference['images'][0])
+    # each file only with its own config
+    with pytest.raises(CheckpointMismatchError, match='none of its LieRA adapter tensors'):
+        LieRAInferencer(tiny_run['cfg'], str(export / 'model.pth'), device='cpu')
+    with pytest.raises(CheckpointMismatchError, match='holds LieRA adapter tensors'):
+        LieRAInferencer(str(export / 'config.py'), tiny_run['ckpt'], device='cpu')
+
+
+def test_no_images_one_clear_error(tiny_run, tmp_path):
+    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
+               str(tmp_path / 'nothing' / '*.jpg'), '--out-dir', str(tmp_path / 'o')],
+              expect_fail=True)
+    assert f"error: no images found for '{tmp_path / 'nothing' / '*.jpg'}'" in out
+    assert 'Traceback' not in out and not (tmp_path / 'o').exists()
+
+
+def test_checkpoint_that_does_not_fit_one_clear_error(tiny_run, tmp_path):
+    backbone = str(tiny_run['val'].parent.parent / 'backbone.pth')
+    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], backbone,
+               str(tiny_run['val']), '--out-dir', str(tmp_path / 'o')], expect_fail=True)
+    assert (f'error: checkpoint {backbone} has no weights for backbone.*.lora_* (80), '
+            'neck.* (16), roi_head.* (16), rpn_head.* (6)') in out
+    assert 'pass a checkpoint written by tools/train.py' in out
+    assert 'Traceback' not in out and not (tmp_path / 'o').exists()
+    cfg = Config.fromfile(tiny_run['cfg'])
+    cfg.model.backbone.adapter.rank = 4
+    with pytest.raises(AdapterCheckpointError, match='rank=8 in the file but 4 in the model'):
+        LieRAInferencer(cfg, tiny_run['adapters'], device='cpu')

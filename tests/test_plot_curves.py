@@ -1,0 +1,76 @@
+"""tools/plot_curves.py on a generated mmengine scalars.json."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+from PIL import Image
+
+from helpers import ROOT, run
+
+LOSSES = ['loss', 'loss_bbox', 'loss_cls', 'loss_mask', 'loss_rpn_bbox', 'loss_rpn_cls']
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        'plot_curves', osp.join(ROOT, 'tools', 'plot_curves.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_scalars(work, stamp='20261123_120000', iters=100, evals=(50, 100)):
+    """What mmengine writes for an iteration-based run logging every 10 iterations."""
+    path = work / stamp / 'vis_data' / 'scalars.json'
+    path.parent.mkdir(parents=True)
+    lines = []
+    for it in range(10, iters + 1, 10):
+        terms = {k: 2.0 / (1 + it / 20) * (i + 1) / 6 for i, k in enumerate(LOSSES[1:])}
+        lines.append(dict(lr=1e-3, data_time=0.01, loss=sum(terms.values()), **terms,
+                          acc=90.0, time=0.7, iter=it, memory=900, step=it))
+        if it in evals:  # mmengine logs evaluations with the epoch (0) as their step
+            lines.append({'coco/bbox_mAP': 0.35 * it / 50, 'coco/bbox_mAP_50': 0.9,
+                          'coco/segm_mAP': 0.4 * it / 50, 'data_time': 0.01, 'time': 0.3,
+                          'step': 0})
+    path.write_text(''.join(json.dumps(d) + '\n' for d in lines))
+    return path
+
+
+def test_plots_losses_and_map_of_the_newest_run(tmp_path):
+    work = tmp_path / 'work'
+    write_scalars(work, stamp='20261122_090000', iters=30, evals=())  # an older run
+    newest = write_scalars(work)
+    out = run([sys.executable, 'tools/plot_curves.py', str(work)])
+    assert (f'{newest}: 10 training entries (iterations 10..100), 2 evaluations; last: '
+            'coco/bbox_mAP 0.700, coco/segm_mAP 0.800') in out
+    png = Image.open(work / 'curves.png')
+    assert png.format == 'PNG' and png.size == (1100, 400)
+    pixels = np.asarray(png.convert('RGB')).reshape(-1, 3)
+    assert len(np.unique(pixels, axis=0)) > 50  # curves, not a blank canvas
+
+    train, evals = _tool().load_scalars(str(newest))
+    assert [e['x'] for e in train] == list(range(10, 101, 10))
+    assert [e['x'] for e in evals] == [50, 100]  # drawn at their iteration, not step 0
+
+
+def test_file_argument_and_chosen_keys(tmp_path):
+    scalars = write_scalars(tmp_path / 'w')
+    out = run([sys.executable, 'tools/plot_curves.py', str(scalars), '--out',
+               str(tmp_path / 'c.png'), '--losses', 'loss', '--metrics', 'coco/bbox_mAP_50'])
+    assert 'last: coco/bbox_mAP_50 0.900' in out and Image.open(tmp_path / 'c.png').size == (
+        1100, 400)
+
+
+def test_clear_errors(tmp_path):
+    out = run([sys.executable, 'tools/plot_curves.py', str(tmp_path)], expect_fail=True)
+    assert f'error: {tmp_path} has no <timestamp>/vis_data/scalars.json' in out
+    scalars = write_scalars(tmp_path / 'w')
+    out = run([sys.executable, 'tools/plot_curves.py', str(scalars), '--metrics', 'coco/x'],
+              expect_fail=True)
+    assert f"error: {scalars} has no ['coco/x']; it has losses {LOSSES}" in out
+    other = tmp_path / 'other.json'
+    other.write_text('{"a": 1, "step": 1}\n')
+    out = run([sys.executable, 'tools/plot_curves.py', str(other)], expect_fail=True)
+    assert 'has neither loss* entries nor evaluation metrics' in out
+    assert 'Traceback' not in out

@@ -1,0 +1,39 @@
+"""A tiny variant of the demo for fast tests: its data and "pretrained" backbone in a temp dir."""
+import torch
+
+from helpers import DEMO, write_cfg
+
+
+def write_random_backbone(path):
+    """An mmpretrain-format ConvNeXt-V2-atto checkpoint (random weights) at ``path``."""
+    from mmpretrain.models import ConvNeXt
+    torch.manual_seed(0)
+    m = ConvNeXt(arch='atto', use_grn=True, layer_scale_init_value=0.,
+                 gap_before_final_norm=False, out_indices=[0, 1, 2, 3])
+    torch.save(dict(meta=dict(), state_dict={f'backbone.{k}': v
+                                             for k, v in m.state_dict().items()}), str(path))
+    return str(path)
+
+
+def tiny_demo_cfg(tmp, iters=2):
+    """The demo config with 8 train / 4 val images under ``tmp/data`` (made on first use), the
+    backbone from :func:`write_random_backbone` and ``iters`` iterations of batch 2."""
+    pretrained = tmp / 'backbone.pth'
+    if not pretrained.exists():
+        write_random_backbone(pretrained)
+    data = tmp / 'data'
+    return write_cfg(tmp / 'tiny_demo.py', DEMO, f"""
+data_root = '{data}/'
+synthetic = dict(image_size=256, splits=dict(train=8, val=4))
+model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, synthetic=synthetic))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, synthetic=synthetic))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_iters={iters}, val_interval=1000)
+default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
+custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='AdapterCheckpointHook', interval=-1)]
+""")
