@@ -13,7 +13,7 @@ from collections import OrderedDict
 import torch
 
 from .adapters.layers import is_adapter_key
-from .engine.safe_load import mmengine_safe_globals
+from .engine.safe_load import safe_load
 
 ADAPTER_GROUP = 'backbone.*.lora_*'
 TRAIN_HINT = 'pass a checkpoint written by tools/train.py with this config'
@@ -32,12 +32,8 @@ def read_state_dict(path):
             f'{path} is an adapter-only checkpoint; tools/infer.py reads it directly, and '
             f'for tools/test.py merge it first: `python tools/merge_adapters.py CONFIG {path} '
             'OUT_DIR` then `python tools/test.py OUT_DIR/config.py OUT_DIR/model.pth`')
-    try:
-        with mmengine_safe_globals():
-            try:  # memory-mapped: a large checkpoint is not read twice into memory
-                ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-            except RuntimeError:  # legacy (non-zip) format
-                ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    try:  # memory-mapped: a large checkpoint is not read twice into memory
+        ckpt = safe_load(path, mmap=True)
     except Exception as e:
         raise CheckpointMismatchError(
             f'{path} cannot be read as a checkpoint ({type(e).__name__}: '

@@ -51,7 +51,17 @@ def mmengine_safe_globals():
         yield
 
 
-def safe_load(path, map_location='cpu'):
-    """``torch.load(path, weights_only=True)`` with the mmengine allow-list."""
+def safe_load(path, map_location='cpu', mmap=False):
+    """``torch.load(path, weights_only=True)`` with the mmengine allow-list.
+
+    ``mmap=True``: tensors stay memory-mapped (a large checkpoint is not read into memory);
+    files in torch's legacy (non-zip) format, which cannot be mapped, are read as usual.
+    """
     with mmengine_safe_globals():
+        if mmap:
+            try:
+                return torch.load(path, map_location=map_location, weights_only=True,
+                                  mmap=True)
+            except RuntimeError:  # legacy (non-zip) format
+                pass
         return torch.load(path, map_location=map_location, weights_only=True)
