@@ -9,7 +9,6 @@ mode, missing or extra tensors, truncated or non-safetensors file) raises one
 :class:`AdapterCheckpointError` before a single tensor of the model is touched.
 """
 import json
-import os
 import os.path as osp
 
 import torch
@@ -18,6 +17,7 @@ from safetensors.torch import save_file
 
 from .adapters import adapter_layers
 from .adapters.layers import is_adapter_key
+from .atomic_file import atomic_path
 
 FORMAT = 'mmliera.adapters'
 ADAPTER_FILE_DEFAULTS = dict(dora=False, init='default')
@@ -64,10 +64,8 @@ def save_adapter_checkpoint(model, path, config=None, adapted_modules=('backbone
                 model_class=type(_unwrap(model)).__name__,
                 config=config if isinstance(config, str) else '',
                 extra=json.dumps(extra_meta or {}, sort_keys=True, default=str))
-    os.makedirs(osp.dirname(osp.abspath(path)) or '.', exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
     return len(tensors)
 
 

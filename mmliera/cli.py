@@ -20,11 +20,14 @@ from mmengine.dist import is_main_process
 from .checkpoint import AdapterCheckpointError
 from .checkpoint_fit import CheckpointMismatchError, check_config_checkpoint
 from .data_check import DataNotFoundError, check_data
+from .engine.hooks import NonFiniteLossError
+from .engine.resume import UnreadableCheckpointError, checkpoint_problem
 from .engine.runner.launch import build_runner, setup_distributed
 from .next_steps import next_steps
 
 # errors that name the user's mistake and its fix in one sentence: no traceback for them
-USER_ERRORS = (CheckpointMismatchError, DataNotFoundError, AdapterCheckpointError)
+USER_ERRORS = (CheckpointMismatchError, DataNotFoundError, AdapterCheckpointError,
+               UnreadableCheckpointError, NonFiniteLossError)
 
 
 def exit_on_user_error(main, errors=USER_ERRORS):
@@ -110,6 +113,11 @@ def train_main(argv=None, show_next_steps=True):
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file')
+        problem = checkpoint_problem(args.resume)
+        if problem:
+            raise UnreadableCheckpointError(
+                f'--resume {args.resume}: the checkpoint cannot be read ({problem}); pass '
+                'another checkpoint, or --resume alone for the newest readable one')
         cfg.resume = True
         cfg.load_from = args.resume
 

@@ -15,9 +15,10 @@ import torch
 
 from .adapters import merge_adapters, unmerge_adapters
 from .adapters.layers import is_adapter_key
+from .atomic_file import atomic_path
 
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
-                 'ExactResumeHook')
+                 'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner',
                                  'SyntheticCocoDataset')
 
@@ -78,6 +79,10 @@ def plain_config(cfg):
         d.pop('runner_type')
     d['custom_hooks'] = [h for h in d.get('custom_hooks') or []
                          if not (isinstance(h, dict) and h.get('type') in MMLIERA_HOOKS)]
+    default_hooks = d.get('default_hooks') or {}
+    default_hooks.pop('nonfinite_loss', None)  # LieRARunner's; plain mmengine refuses the key
+    if (default_hooks.get('checkpoint') or {}).get('type') == 'AtomicCheckpointHook':
+        default_hooks['checkpoint']['type'] = 'CheckpointHook'
     d.pop('pretrained', None)
     found = []
     _find_types(d, found)
@@ -105,9 +110,10 @@ def export_merged(cfg, model, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     ckpt = osp.abspath(osp.join(out_dir, 'model.pth'))
     state = merged_state_dict(model)
-    torch.save(dict(meta=dict(source='mmliera merge-and-export',
-                              config=getattr(cfg, 'filename', None)),
-                    state_dict=state), ckpt)
+    with atomic_path(ckpt) as tmp:
+        torch.save(dict(meta=dict(source='mmliera merge-and-export',
+                                  config=getattr(cfg, 'filename', None)),
+                        state_dict=state), tmp)
     plain.load_from = ckpt
     path = osp.join(out_dir, 'config.py')
     plain.dump(path)

@@ -177,7 +177,7 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_p
 
 def test_kill_and_resume_is_bit_identical(demo_run, tmp_path):
     cfg = write_cfg(tmp_path / 'resume.py', demo_run['cfg'], """
-custom_imports = dict(imports=['mmliera', 'kill_hook'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
 train_cfg = dict(max_iters=8, val_interval=1000)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
 default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=3))

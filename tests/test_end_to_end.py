@@ -39,6 +39,16 @@ def test_train_pretrains_adapts_and_evaluates(demo_run):
     assert_adapters_trained(model.backbone, torch.randn(1, 3, 256, 256))
 
 
+def test_pretrained_load_is_one_info_line(demo_run):
+    """The pretrained backbone loads into the frozen weights with one line; no adapter key is
+    listed as missing (mmengine's "do not match exactly" message)."""
+    assert 'do not match exactly' not in demo_run['out']
+    lines = [ln for ln in demo_run['out'].splitlines()
+             if 'tensors loaded into the frozen weights' in ln]
+    assert len(lines) == 1 and 'LieRAConvNeXt: 144 of 144 tensors' in lines[0], lines
+    assert '80 adapter tensors (40 LieRA layers) start fresh' in lines[0]
+
+
 def test_test_tool_reports_the_same_map(demo_run, tmp_path):
     out_pkl = tmp_path / 'results.pkl'
     out = run([sys.executable, 'tools/test.py', demo_run['cfg'], demo_run['ckpt'],

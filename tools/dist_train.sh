@@ -1,25 +1,14 @@
 #!/usr/bin/env bash
 # bash tools/dist_train.sh CONFIG GPUS [train.py args]   (CPUs with gloo when there is no CUDA)
-# NNODES, NODE_RANK, MASTER_ADDR, PORT come from the environment.
-set -e
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+# NNODES, NODE_RANK, MASTER_ADDR, PORT come from the environment, e.g. two nodes:
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash tools/dist_train.sh CONFIG 8   # on node0
+#   NNODES=2 NODE_RANK=1 MASTER_ADDR=node0 bash tools/dist_train.sh CONFIG 8   # on node1
+# Exits non-zero soon after any rank dies, leaving no process of the job (tools/dist_run.sh).
+CONFIG=${1:-}
+GPUS=${2:-}
 if [ -z "$CONFIG" ] || [ -z "$GPUS" ]; then
   echo "usage: bash tools/dist_train.sh CONFIG GPUS [train.py args]" >&2
   exit 2
 fi
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
+exec bash "$(dirname "$0")/dist_run.sh" "$(dirname "$0")/train.py" "$GPUS" "$CONFIG" \
     --launcher pytorch "${@:3}"

@@ -1,9 +1,12 @@
 from .adapter_checkpoint_hook import AdapterCheckpointHook
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .exact_resume_hook import ExactResumeHook
 from .freeze_hook import LieRAFreezeHook
+from .nonfinite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .pretrain_backbone_hook import PretrainBackboneHook, export_backbone
 
 __all__ = [
-    'AdapterCheckpointHook', 'ExactResumeHook', 'LieRAFreezeHook', 'PretrainBackboneHook',
+    'AdapterCheckpointHook', 'AtomicCheckpointHook', 'ExactResumeHook', 'NonFiniteLossError',
+    'NonFiniteLossHook', 'LieRAFreezeHook', 'PretrainBackboneHook',
     'export_backbone'
 ]

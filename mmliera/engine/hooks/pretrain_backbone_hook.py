@@ -10,6 +10,7 @@ from mmdet.registry import HOOKS
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 
+from ...atomic_file import atomic_path
 from ..safe_load import safe_load
 
 # torchrun's variables: the pre-training subprocess is a plain single-process run
@@ -28,10 +29,8 @@ def export_backbone(src, dst, prefix='backbone.'):
     if not state:
         raise ValueError(f'{src} has no parameters under {prefix!r}')
     meta = dict(source=osp.abspath(src), iter=ckpt.get('meta', {}).get('iter'))
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp{os.getpid()}'
-    torch.save(dict(meta=meta, state_dict=state), tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        torch.save(dict(meta=meta, state_dict=state), tmp)
     return dst
 
 

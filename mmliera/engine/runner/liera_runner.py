@@ -1,14 +1,25 @@
-"""LieRARunner: mmengine's Runner that applies the LieRA freezing policy before the DDP wrap."""
+"""LieRARunner: mmengine's Runner that applies the LieRA freezing policy before the DDP wrap,
+and survives faults (atomic checkpoints, exact resume, a fallback for damaged checkpoints)."""
+import contextlib
+import os.path as osp
+
+import torch
 from mmdet.registry import RUNNERS
+from mmengine.dist import is_main_process, master_only
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-import torch
-
 from ...adapters import init_from_weights
+from ...atomic_file import atomic_path
+from ...models.pretrained_report import pretrained_load_report
+from ..hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import LieRAFreezeHook
+from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
+from ..resume import find_resume_checkpoint, remove_partial_files
 from ..safe_load import mmengine_safe_globals
+from .worker_init import end_workers_with_process
 
 
 def freeze_hooks_of(custom_hooks):
@@ -37,8 +48,17 @@ class LieRARunner(Runner):
     Checkpoints (``load_from``, ``resume``, pretrained ``init_cfg``) load with torch's
     ``weights_only=True`` unpickler plus the allow-list of :mod:`mmliera.engine.safe_load`, so
     mmengine's own checkpoints resume under torch >= 2.6 and untrusted pickles stay refused.
-    An :class:`ExactResumeHook` is installed (RNG states in checkpoints) and data loaders get a
-    private generator, so a resumed run continues exactly like an uninterrupted one.
+    An :class:`ExactResumeHook` is installed (every rank's RNG states with each checkpoint) and
+    data loaders get a private generator, so a resumed run continues exactly like an
+    uninterrupted one; their workers end with their process (no orphan when a rank is killed).
+
+    Faults: checkpoints are written to a temporary file and renamed (``save_checkpoint``), and
+    ``CheckpointHook`` becomes :class:`AtomicCheckpointHook` (atomic ``last_checkpoint``).
+    Auto-resume (``--resume``) takes the newest readable checkpoint, warning about damaged newer
+    ones (:func:`mmliera.engine.resume.find_resume_checkpoint`). The default hook
+    ``nonfinite_loss`` (:class:`NonFiniteLossHook`) stops at the first NaN / inf loss;
+    ``default_hooks=dict(nonfinite_loss=None)`` turns it off. Pretrained loads into adapted
+    backbones log one line instead of listing every adapter tensor as missing.
     """
 
     def __init__(self, *args, **kwargs):
@@ -50,10 +70,23 @@ class LieRARunner(Runner):
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
-        if isinstance(loader, torch.utils.data.DataLoader) and loader.generator is None:
-            # iterators draw their base seed from here, not from the global RNG
-            loader.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        if isinstance(loader, torch.utils.data.DataLoader):
+            if loader.generator is None:
+                # iterators draw their base seed from here, not from the global RNG
+                loader.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+            end_workers_with_process(loader)
         return loader
+
+    def register_default_hooks(self, hooks=None):
+        """mmengine's default hooks with an atomic CheckpointHook, plus ``nonfinite_loss``."""
+        hooks = dict(hooks or {})
+        guard = hooks.pop('nonfinite_loss', dict(type=NonFiniteLossHook))
+        ckpt = hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
+        if isinstance(ckpt, dict) and ckpt.get('type') in ('CheckpointHook', CheckpointHook):
+            hooks['checkpoint'] = dict(ckpt, type=AtomicCheckpointHook)
+        super().register_default_hooks(hooks)
+        if guard is not None:
+            self.register_hook(guard)
 
     def wrap_model(self, model_wrapper_cfg, model):
         inner = model.module if is_model_wrapper(model) else model
@@ -80,16 +113,53 @@ class LieRARunner(Runner):
                              'optimizer')
         return built
 
+    @master_only
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        """mmengine's save, through a temporary file renamed when complete (local folders)."""
+        if '://' in str(out_dir):  # remote backends write objects whole
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        with atomic_path(osp.join(out_dir, filename)) as tmp:
+            super().save_checkpoint(osp.dirname(tmp), osp.basename(tmp), *args, **kwargs)
+
+    def load_or_resume(self):
+        """Auto-resume from the newest readable checkpoint (mmengine: the last one, readable
+        or not)."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            if is_main_process():
+                for name in remove_partial_files(self.work_dir):
+                    self.logger.info(f'removed {name}, left by an interrupted save')
+            path, bad = find_resume_checkpoint(self.work_dir)
+            if path is not None:
+                if bad:
+                    self.logger.warning(
+                        '--resume: ' + '; '.join(f'{p} cannot be read ({why})' for p, why in bad)
+                        + f'; resuming from {path}, the newest readable checkpoint')
+                self.logger.info(f'Auto resumed from the latest readable checkpoint {path}.')
+                self._load_from = path
+        super().load_or_resume()
+
+    def _adapted_modules(self):
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        return [m for m in model.modules() if hasattr(m, 'liera_layers')]
+
+    def _pretrained_load_reports(self):
+        stack = contextlib.ExitStack()
+        for module in self._adapted_modules():
+            stack.enter_context(pretrained_load_report(module))
+        return stack
+
     def load_checkpoint(self, *args, **kwargs):
-        with mmengine_safe_globals():
+        reports = contextlib.ExitStack() if self._resume else self._pretrained_load_reports()
+        with mmengine_safe_globals(), reports:  # load_from: adapters start fresh, in one line
             return super().load_checkpoint(*args, **kwargs)
 
-    def resume(self, *args, **kwargs):
+    def resume(self, filename, *args, **kwargs):
+        self.liera_resumed_from = filename
         with mmengine_safe_globals():
-            return super().resume(*args, **kwargs)
+            return super().resume(filename, *args, **kwargs)
 
     def _init_model_weights(self):
-        with mmengine_safe_globals():
+        with mmengine_safe_globals(), self._pretrained_load_reports():
             super()._init_model_weights()
         # W-derived adapter state (PiSSA factors, DoRA magnitudes) follows the initialised
         # weights; resume / load_from restore trained values afterwards.

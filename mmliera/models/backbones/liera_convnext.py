@@ -4,6 +4,7 @@ from mmpretrain.models.backbones import ConvNeXt
 
 from ...adapters import init_from_weights, warn_exact_zeros
 from ..adapt import adapt_module
+from ..pretrained_report import pretrained_load_report
 
 
 @MODELS.register_module()
@@ -28,8 +29,10 @@ class LieRAConvNeXt(ConvNeXt):
         adapt_module(self, adapter, trainable)  # frozen_stages' layers keep adapters frozen
 
     def init_weights(self):
-        """mmengine init / pretrained load into the frozen weights; the factors keep B = 0."""
-        super().init_weights()
+        """mmengine init / pretrained load into the frozen weights (one info line about the
+        adapters, :mod:`mmliera.models.pretrained_report`); the factors keep B = 0."""
+        with pretrained_load_report(self):
+            super().init_weights()
         init_from_weights(self)  # PiSSA / DoRA state follows the (pretrained) weights
         warn_exact_zeros(self)
 

@@ -1,0 +1,53 @@
+"""NonFiniteLossHook: stop training at the first iteration whose loss is NaN or inf.
+
+mmengine trains on (and checkpoints) whatever a diverged step produced. This hook checks the
+loss terms each training step returns (``loss`` and every ``loss_*`` the model logs) and raises
+:class:`NonFiniteLossError` naming the iteration and the terms that are not finite. It runs
+before ``CheckpointHook`` and ``AdapterCheckpointHook``, so the step's weights are never saved
+and the last checkpoint stays the last good one. LieRARunner installs it as the default hook
+``nonfinite_loss``; ``default_hooks = dict(nonfinite_loss=None)`` (or
+``--cfg-options default_hooks.nonfinite_loss=None``) turns it off.
+"""
+import math
+
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training step returned a NaN or infinite loss."""
+
+
+def nonfinite_terms(outputs):
+    """``{name: value}`` of the scalar loss terms (names containing 'loss') of a training
+    step's ``outputs`` that are NaN or infinite; one device sync when all are finite."""
+    terms = {k: v for k, v in (outputs or {}).items() if 'loss' in k and (
+        isinstance(v, (int, float)) or isinstance(v, torch.Tensor) and v.numel() == 1)}
+    tensors = [v.detach().float().reshape(()) for v in terms.values()
+               if isinstance(v, torch.Tensor)]
+    if (not tensors or bool(torch.isfinite(torch.stack(tensors)).all())) and all(
+            math.isfinite(v) for v in terms.values() if not isinstance(v, torch.Tensor)):
+        return {}
+    values = {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
+              for k, v in terms.items()}
+    return {k: v for k, v in values.items() if not math.isfinite(v)}
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Raise :class:`NonFiniteLossError` at the first non-finite loss (see the module doc)."""
+
+    priority = 65  # after LoggerHook (60) logs the step, before every checkpoint hook (>= 70)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        bad = nonfinite_terms(outputs)
+        if not bad:
+            return
+        terms = ', '.join(f'{k}={v}' for k, v in bad.items())
+        last = runner.message_hub.get_info('last_ckpt')
+        raise NonFiniteLossError(
+            f'iteration {runner.iter + 1}: the loss is not finite ({terms}); training stopped '
+            f'before this step was saved, the last checkpoint ({last or "none yet"}) is the '
+            'last good one. Lower the learning rate, clip gradients (optim_wrapper.clip_grad) '
+            'or check the data; default_hooks.nonfinite_loss=None turns this check off')
