@@ -142,11 +142,13 @@ def test_two_nodes_over_loopback(fault_cfg, dist_straight, tmp_path):
     """NNODES=2, one process each, on one machine: the same job as 2 processes on one node."""
     work, port = tmp_path / 'w', str(free_port())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, 'tests'), ROOT]),
-               NNODES='2', MASTER_ADDR='127.0.0.1', PORT=port, OMP_NUM_THREADS='1')
+               NNODES='2', MASTER_ADDR='127.0.0.1', PORT=port)
+    env.pop('OMP_NUM_THREADS', None)  # dist_run.sh shares the cores among the local nodes
     cmd = ['bash', 'tools/dist_train.sh', fault_cfg, '1', '--work-dir', str(work)]
     nodes = [subprocess.Popen(cmd, env=dict(env, NODE_RANK=str(r)), cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in (0, 1)]
     outs = [p.communicate(timeout=600)[0] for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     assert 'GPU number: 2' in outs[0] and 'Iter(train) [4/4]' in outs[0]
+    assert '2 nodes on this machine: OMP_NUM_THREADS=' in outs[0]
     assert_same_weights(dist_straight / 'iter_4.pth', work / 'iter_4.pth')

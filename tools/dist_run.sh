@@ -15,6 +15,18 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 JOB="$(hostname)-$$-$(date +%s%N)"
 
+# Several "nodes" on this very machine (MASTER_ADDR loopback) share its cores: without a
+# thread count each process would use all of them and the job would crawl.
+case "$MASTER_ADDR" in
+  127.*|localhost|::1)
+    if [ "$NNODES" -gt 1 ] && [ -z "${OMP_NUM_THREADS:-}" ]; then
+      CORES=$(nproc 2>/dev/null || echo 1)
+      THREADS=$(( CORES / (NNODES * NPROC) ))
+      export OMP_NUM_THREADS=$(( THREADS > 0 ? THREADS : 1 ))
+      echo "dist_run.sh: $NNODES nodes on this machine: OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+    fi ;;
+esac
+
 job_pids() {
   [ -d /proc/self ] || return 0
   grep -lsxz "MMLIERA_JOB=$JOB" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
