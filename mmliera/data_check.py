@@ -11,7 +11,6 @@ import os.path as osp
 
 README_COCO = ("README's section 'The paper's setting on COCO' (COCO 2017 under data/coco/: "
                'annotations/instances_{train,val}2017.json, train2017/, val2017/)')
-SELF_MAKING = ('SyntheticCocoDataset', )
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -26,6 +25,19 @@ def _join(root, path):
     return path if not root or osp.isabs(path) else osp.join(root, path)
 
 
+def _makes_its_data(ds):
+    """True for a dataset type that generates its data (a SyntheticCocoDataset subclass)."""
+    from mmdet.registry import DATASETS
+
+    from .datasets.synthetic_coco import SyntheticCocoDataset
+    kind = ds.get('type')
+    try:
+        cls = kind if isinstance(kind, type) else DATASETS.get(str(kind)) if kind else None
+    except Exception:  # not registered (yet): mmengine will report it when building
+        return False
+    return isinstance(cls, type) and issubclass(cls, SyntheticCocoDataset)
+
+
 def _dataset_paths(ds):
     """[(path, is_dir)] a dataset config reads, through wrappers (dataset / datasets)."""
     if not isinstance(ds, dict):
@@ -34,7 +46,7 @@ def _dataset_paths(ds):
         return [p for d in ds['datasets'] for p in _dataset_paths(d)]
     if isinstance(ds.get('dataset'), dict):
         return _dataset_paths(ds['dataset'])
-    if str(ds.get('type', '')).split('.')[-1] in SELF_MAKING or ds.get('backend_args'):
+    if _makes_its_data(ds) or ds.get('backend_args'):
         return []
     root = ds.get('data_root') or ''
     out = []
@@ -51,8 +63,7 @@ def _self_making(ds):
     if not isinstance(ds, dict):
         return False
     inner = list(ds.get('datasets') or []) + [ds.get('dataset')]
-    return str(ds.get('type', '')).split('.')[-1] in SELF_MAKING or any(
-        _self_making(d) for d in inner)
+    return _makes_its_data(ds) or any(_self_making(d) for d in inner)
 
 
 def _evaluator_paths(ev):

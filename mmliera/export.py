@@ -20,7 +20,7 @@ from .atomic_file import atomic_path
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
                  'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner',
-                                 'SyntheticCocoDataset')
+                                 'SyntheticCocoDataset', 'TransferCocoDataset')
 
 
 def _plain_backbone(backbone):
@@ -36,14 +36,16 @@ def _plain_backbone(backbone):
 
 
 def _plain_datasets(node):
-    """Replace SyntheticCocoDataset by CocoDataset (+ metainfo) anywhere in a config tree."""
+    """Replace the generated datasets (SyntheticCocoDataset, TransferCocoDataset) by
+    CocoDataset (+ their metainfo) anywhere in a config tree."""
     if isinstance(node, dict):
         node = {k: _plain_datasets(v) for k, v in node.items()}
-        if node.get('type') == 'SyntheticCocoDataset':
-            from .datasets.synthetic_coco import CLASSES, PALETTE
+        if node.get('type') in ('SyntheticCocoDataset', 'TransferCocoDataset'):
+            from mmdet.registry import DATASETS
+            meta = DATASETS.get(node['type']).METAINFO
             node.pop('synthetic', None)
             node['type'] = 'CocoDataset'
-            node.setdefault('metainfo', dict(classes=CLASSES, palette=PALETTE))
+            node.setdefault('metainfo', dict(classes=meta['classes'], palette=meta['palette']))
         return node
     if isinstance(node, (list, tuple)):
         return type(node)(_plain_datasets(v) for v in node)

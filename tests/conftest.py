@@ -12,16 +12,20 @@ from helpers import DEMO, PRETRAIN, run, write_cfg  # noqa: E402
 
 @pytest.fixture(scope='session', autouse=True)
 def _demo_data_in_a_temporary_folder(tmp_path_factory):
-    """The demo configs' generated data goes to a fresh folder, never the checkout's data/
-    (the configs read MMLIERA_DEMO_DATA; subprocesses inherit it)."""
-    old = os.environ.get('MMLIERA_DEMO_DATA')
-    root = tmp_path_factory.mktemp('demo_data') / 'synthetic_coco'
-    os.environ['MMLIERA_DEMO_DATA'] = f'{root}/'
-    yield root
-    if old is None:
-        os.environ.pop('MMLIERA_DEMO_DATA', None)
-    else:
-        os.environ['MMLIERA_DEMO_DATA'] = old
+    """The demo and transfer configs' generated data goes to a fresh folder, never the
+    checkout's data/ (the configs read MMLIERA_DEMO_DATA / MMLIERA_TRANSFER_DATA; subprocesses
+    inherit them)."""
+    names = dict(MMLIERA_DEMO_DATA='synthetic_coco', MMLIERA_TRANSFER_DATA='transfer_coco')
+    old = {k: os.environ.get(k) for k in names}
+    base = tmp_path_factory.mktemp('demo_data')
+    for k, name in names.items():
+        os.environ[k] = f'{base / name}/'
+    yield base / 'synthetic_coco'
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(autouse=True)

@@ -66,3 +66,53 @@ def test_bad_settings(tmp_path, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         ensure_synthetic_coco(str(tmp_path / 'f'), **kwargs)
     assert not (tmp_path / 'f').exists()
+
+
+def test_transfer_task_is_deterministic_valid_coco_and_kept_apart_from_the_shapes(tmp_path):
+    from pycocotools.coco import COCO
+
+    from mmliera.datasets.transfer_coco import CLASSES as TARGET, ensure_transfer_coco
+    small = dict(splits=dict(train=4, test=2), image_size=96)
+    a = files(ensure_transfer_coco(str(tmp_path / 'a'), **small))
+    assert a == files(ensure_transfer_coco(str(tmp_path / 'b'), **small))
+    assert a['train/000000.jpg'] != files(ensure_transfer_coco(
+        str(tmp_path / 'c'), seed=1, **small))['train/000000.jpg']
+    assert json.loads(a['DONE.json'])['task'] == 'transfer'
+    coco = COCO(str(tmp_path / 'a' / 'annotations' / 'instances_train.json'))
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(TARGET)
+    assert not set(TARGET) & set(CLASSES)  # new classes
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        assert coco.annToMask(ann).sum() > 0 and ann['area'] > 0
+    # a folder of the demo's shapes is not taken for the transfer task, nor the reverse
+    shapes = ensure_synthetic_coco(str(tmp_path / 's'), splits=dict(train=4, test=2),
+                                   image_size=96)
+    with pytest.raises(ValueError, match="'task': 'transfer'"):
+        ensure_transfer_coco(shapes, **small)
+    with pytest.raises(ValueError, match='delete the folder'):
+        ensure_synthetic_coco(str(tmp_path / 'a'), **small)
+
+
+def test_transfer_images_differ_from_the_pretraining_statistics(tmp_path):
+    """Textured objects: far more local contrast inside target objects than inside the flat
+    pre-training shapes (what the backbone must adapt to)."""
+    import cv2
+    import numpy as np
+    from pycocotools.coco import COCO
+
+    from mmliera.datasets.transfer_coco import ensure_transfer_coco
+
+    def inner_contrast(root, split):
+        coco = COCO(os.path.join(root, 'annotations', f'instances_{split}.json'))
+        out = []
+        for ann in coco.loadAnns(coco.getAnnIds()):
+            img = cv2.imread(os.path.join(root, split, coco.imgs[ann['image_id']]['file_name']))
+            mask = cv2.erode(coco.annToMask(ann), np.ones((5, 5), np.uint8)) > 0
+            lap = np.abs(cv2.Laplacian(img.astype(np.float32), cv2.CV_32F)).mean(-1)
+            if mask.sum() > 20:
+                out.append(float(lap[mask].mean()))
+        return np.median(out)
+
+    split = dict(train=6)
+    target = ensure_transfer_coco(str(tmp_path / 't'), splits=split, image_size=128)
+    shapes = ensure_synthetic_coco(str(tmp_path / 's'), splits=split, image_size=128)
+    assert inner_contrast(target, 'train') > 3 * inner_contrast(shapes, 'train')

@@ -10,6 +10,8 @@ byte-identical files. Writing goes to a temporary folder renamed into place, so 
 processes (DDP ranks) never see a half-written dataset.
 
 ``SyntheticCocoDataset`` is mmdet's ``CocoDataset`` that makes sure the data exists first.
+The image generator is a :class:`SyntheticTask` (classes + ``make_image``); ``SHAPES`` is the
+demo's, ``transfer_coco.TRANSFER`` a shifted target domain written by the same machinery.
 """
 import json
 import math
@@ -17,6 +19,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+from typing import Callable, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -74,12 +77,24 @@ def _make_image(rng, size, max_objects):
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 
-def _write_split(root, split, num_images, size, max_objects, seed):
+class SyntheticTask(NamedTuple):
+    """A generated COCO task: ``make_image(rng, size, max_objects) -> (uint8 HxWx3 BGR image,
+    [(category index, polygon (N, 2))])`` over ``classes``."""
+    name: str
+    classes: Sequence[str]
+    palette: Sequence[tuple]
+    make_image: Callable
+
+
+SHAPES = SyntheticTask('shapes', CLASSES, PALETTE, _make_image)
+
+
+def _write_split(root, split, num_images, size, max_objects, seed, task=SHAPES):
     rng = np.random.default_rng([seed, sum(map(ord, split))])
     os.makedirs(osp.join(root, split))
     images, anns = [], []
     for i in range(num_images):
-        img, objects = _make_image(rng, size, max_objects)
+        img, objects = task.make_image(rng, size, max_objects)
         name = f'{i:06d}.jpg'
         cv2.imwrite(osp.join(root, split, name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
         images.append(dict(id=i + 1, file_name=name, width=size, height=size))
@@ -92,17 +107,18 @@ def _write_split(root, split, num_images, size, max_objects, seed):
                              segmentation=[[round(float(v), 2) for v in poly.reshape(-1)]],
                              bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
                              area=round(area, 2), iscrowd=0))
-    coco = dict(info=dict(description=f'mmliera synthetic shapes ({split})',
+    coco = dict(info=dict(description=f'mmliera synthetic {task.name} ({split})',
                           version=FORMAT_VERSION, seed=seed),
                 images=images, annotations=anns,
                 categories=[dict(id=i + 1, name=c, supercategory='shape')
-                            for i, c in enumerate(CLASSES)])
+                            for i, c in enumerate(task.classes)])
     with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
         json.dump(coco, f)
 
 
-def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed=0):
-    """Generate the dataset under ``root`` unless it is already there; returns ``root``."""
+def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed=0,
+                          task=SHAPES):
+    """Generate ``task``'s dataset under ``root`` unless it is already there; returns ``root``."""
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     if not 32 <= image_size <= 1024:
         raise ValueError(f'image_size must be in [32, 1024], got {image_size}')
@@ -110,6 +126,8 @@ def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed
         raise ValueError(f'split sizes must be positive ints, got {splits}')
     stamp = dict(version=FORMAT_VERSION, splits=splits, image_size=image_size,
                  max_objects=max_objects, seed=seed)
+    if task.name != SHAPES.name:  # (the demo's stamp stays as it was)
+        stamp['task'] = task.name
     marker = osp.join(root, 'DONE.json')
     if osp.exists(marker):
         with open(marker) as f:
@@ -124,7 +142,7 @@ def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed
     try:
         os.makedirs(osp.join(tmp, 'annotations'))
         for split, n in splits.items():
-            _write_split(tmp, split, n, image_size, max_objects, seed)
+            _write_split(tmp, split, n, image_size, max_objects, seed, task)
         with open(osp.join(tmp, 'DONE.json'), 'w') as f:
             json.dump(stamp, f)
         try:
@@ -147,10 +165,12 @@ class SyntheticCocoDataset(CocoDataset):
             ``image_size``, ``max_objects``, ``seed``).
     """
 
+    TASK = SHAPES
+    DEFAULTS = dict()  # the task's own defaults for ``synthetic``
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
 
     def __init__(self, *args, data_root='', synthetic=None, **kwargs):
         if not data_root:
-            raise ValueError('SyntheticCocoDataset needs data_root (where to write the data)')
-        ensure_synthetic_coco(data_root, **(synthetic or {}))
+            raise ValueError(f'{type(self).__name__} needs data_root (where to write the data)')
+        ensure_synthetic_coco(data_root, task=self.TASK, **{**self.DEFAULTS, **(synthetic or {})})
         super().__init__(*args, data_root=data_root, **kwargs)
