@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from .atomic_file import write_text_atomic
+from .atomic_file import atomic_path, write_text_atomic
 
 FORMAT = 1
 METRICS = ('bbox_mAP', 'segm_mAP')
@@ -256,7 +256,7 @@ def markdown_table(rows):
 def write_csv(results, path):
     keys = ['method', 'seed', 'status', 'bbox_mAP', 'segm_mAP', 'trainable_params',
             'backbone_trainable_params', 'sec_per_iter', 'peak_memory_mib', 'memory_kind',
-            'wall_s', 'config', 'fingerprint', 'error']
+            'wall_s', 'config', 'fingerprint', 'commit', 'error']
     buf = io.StringIO()
     writer = csv.DictWriter(buf, keys, extrasaction='ignore', lineterminator='\n')
     writer.writeheader()
@@ -281,13 +281,15 @@ def plot(rows, path, title=None):
             mean, std = r[key]
             if mean is None:
                 continue
-            same = [j for j, x in enumerate(xs) if abs(x - xs[i]) <= 0.02 * max(xs[i], 1)]
-            dodge = 1 + 0.06 * (same.index(i) - (len(same) - 1) / 2)  # side by side
-            ax.errorbar(xs[i] * dodge if xs[i] else (same.index(i) - (len(same) - 1) / 2)
-                        * linthresh * 0.2, mean, yerr=std or 0, fmt=markers[i % len(markers)],
+            # methods with about the same count (within 30 %) are drawn side by side
+            same = [j for j, x in enumerate(xs)
+                    if (x == xs[i] == 0) or (x and xs[i] and max(x, xs[i]) <= 1.3 * min(x, xs[i]))]
+            step = same.index(i) - (len(same) - 1) / 2
+            x = xs[i] * 1.12 ** step if xs[i] else step * linthresh * 0.15
+            ax.errorbar(x, mean, yerr=std or 0, fmt=markers[i % len(markers)],
                         color=f'C{i % 10}', capsize=3, markersize=7, label=r['method'])
         ax.set_xscale('symlog', linthresh=linthresh)
-        ax.set_xlabel('trainable backbone parameters')
+        ax.set_xlabel('trainable backbone parameters (symlog)')
         ax.set_ylabel(f'{label} (mean ± std over seeds)')
         ax.grid(True, alpha=0.3)
     handles = [Line2D([], [], marker=markers[i % len(markers)], color=f'C{i % 10}',
@@ -297,9 +299,8 @@ def plot(rows, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.84, 1))
-    tmp = f'{path}.tmp-{os.getpid()}.png'
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format='png')
     plt.close(fig)
     return fig
 
@@ -363,10 +364,12 @@ def main(argv=None):
     out_dir = args.out_dir or args.work_dir
     results_path = osp.join(out_dir, 'results.json')
     options = dict(args.cfg_options)
-    previous = {}
+    previous, previous_meta = {}, {}
     if osp.isfile(results_path) and not args.rerun:
         with open(results_path) as f:
-            previous = {(r['method'], r['seed']): r for r in json.load(f).get('runs', [])}
+            found = json.load(f)
+        previous = {(r['method'], r['seed']): r for r in found.get('runs', [])}
+        previous_meta = found.get('meta', {})
 
     built, unusable = {}, {}
     for name, config in methods:
@@ -392,6 +395,8 @@ def main(argv=None):
     # earlier records: those of this plan still valid (same config and options), and every
     # run of other methods / seeds, kept as they were
     earlier = {k: r for k, r in previous.items() if k not in fps or r.get('fingerprint') == fps[k]}
+    for r in earlier.values():  # (records of format 1 without their own commit)
+        r.setdefault('commit', previous_meta.get('commit'))
     current = {}
 
     def snapshot():
@@ -414,11 +419,20 @@ def main(argv=None):
                           error=unusable[name], wall_s=0.0)
         else:
             print(f'{tag}: training and testing {config} ...', flush=True)
-            record = run_one(name, config, seed, options,
-                             osp.join(args.work_dir, name, f'seed_{seed}'))
-        record.update(fingerprint=fp, trainable_params=params, backbone_trainable_params=bb_params)
+            try:
+                record = run_one(name, config, seed, options,
+                                 osp.join(args.work_dir, name, f'seed_{seed}'))
+            except KeyboardInterrupt:
+                done = sum(1 for r in snapshot()['runs'] if r['status'] == 'ok')
+                write_outputs(snapshot(), all_methods, out_dir)
+                print(f'\ninterrupted during {tag}: the {done} finished runs are in '
+                      f'{results_path}; the same command again goes on from here', flush=True)
+                return 130
+        record.update(fingerprint=fp, trainable_params=params, backbone_trainable_params=bb_params,
+                      commit=results['meta']['commit'])
         current[(name, seed)] = record
-        durations.append(record['wall_s'])
+        if 'log' in record:  # (a config that does not build takes no time)
+            durations.append(record['wall_s'])
         todo -= 1
         eta = f'; ETA {_duration(todo * sum(durations) / len(durations))}' if todo else ''
         if record['status'] == 'ok':
@@ -430,7 +444,12 @@ def main(argv=None):
             print(f'{tag}: FAILED ({record["error"]}){where}{eta}', flush=True)
         write_outputs(snapshot(), all_methods, out_dir)
     results = snapshot()
-    results['meta']['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
+    now = datetime.datetime.now().isoformat(timespec='seconds')
+    if durations or not previous_meta:
+        results['meta']['finished'] = now
+    else:  # nothing ran: the outputs were only rewritten; keep the study's own record
+        results['meta'] = dict(previous_meta, outputs_rewritten=now,
+                               outputs_commit=results['meta']['commit'])
     rows = write_outputs(results, all_methods, out_dir)
     print(markdown_table(rows))
     failed = [current[k] for k in keys if current[k]['status'] != 'ok']

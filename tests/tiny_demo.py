@@ -1,7 +1,11 @@
 """A tiny variant of the demo for fast tests: its data and "pretrained" backbone in a temp dir."""
 import torch
 
-from helpers import DEMO, write_cfg
+import os
+
+from helpers import DEMO, ROOT, write_cfg
+
+TRANSFER = os.path.join(ROOT, 'configs', 'transfer')
 
 
 def write_random_backbone(path):
@@ -37,3 +41,23 @@ train_cfg = dict(max_iters={iters}, val_interval=1000)
 default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
 custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='AdapterCheckpointHook', interval=-1)]
 """)
+
+
+def tiny_transfer_cfg(tmp, name, base, extra=''):
+    """configs/transfer/<base>.py on 8 train / 4 test images of 128 px, 2 iterations."""
+    pretrained = tmp / 'backbone.pth'
+    if not pretrained.exists():
+        write_random_backbone(pretrained)
+    data = tmp / 'data'
+    return write_cfg(tmp / f'{name}.py', os.path.join(TRANSFER, base), f"""
+data_root = '{data}/'
+synthetic = dict(image_size=128, splits=dict(train=8, test=4))
+model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, synthetic=synthetic))
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root, synthetic=synthetic))
+test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
+train_cfg = dict(max_iters=3)
+default_hooks = dict(checkpoint=dict(interval=3), logger=dict(interval=1))
+""" + extra)

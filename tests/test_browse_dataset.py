@@ -1,0 +1,37 @@
+"""tools/browse_dataset.py: the ground truth of a config's split, drawn into one picture."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from helpers import ROOT
+from tiny_demo import tiny_transfer_cfg
+
+TOOL = os.path.join(ROOT, 'tools', 'browse_dataset.py')
+
+
+def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
+    import cv2
+    cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py')
+    out = tmp_path / 'preview.png'
+    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'test', '--num', '3',
+                           '--cols', '2', '--out', str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'wrote' in done.stdout and '3 test images of TransferCocoDataset' in done.stdout
+    grid = cv2.imread(str(out))
+    assert grid.shape == (256, 256, 3)  # 2 x 2 tiles of 128 px, the 4th one blank
+    assert (grid[128:, 128:] == 255).all()
+    raw = cv2.imread(str(tmp_path / 'data' / 'test' / '000000.jpg'))
+    drawn = grid[:128, :128].astype(int)
+    assert np.abs(drawn - raw).mean() > 2  # boxes and masks drawn over the image
+    assert not [f for f in os.listdir(tmp_path) if f.startswith('.')]  # no temporary left
+
+
+def test_a_missing_split_is_one_error_line(tmp_path):
+    cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py')
+    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'val'], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == \
+        f'error: {cfg} has no val_dataloader; choose another --split'
