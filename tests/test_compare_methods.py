@@ -152,9 +152,16 @@ def test_table_statistics_and_failures():
       'lora=' + os.path.join(TRANSFER, 'dora.py')], "method name 'lora' is given twice"),
     ([os.path.join(TRANSFER, 'lora.py'), '--seeds', '1', '1'], '--seeds has repeats'),
 ])
-def test_bad_requests_give_one_error_line(tmp_path, args, msg):
-    done = run_tool(*args, '--work-dir', str(tmp_path / 'w'))
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f'error: {msg}'), done.stderr
+def test_bad_requests_are_refused_before_anything_runs(tmp_path, args, msg):
+    from mmliera.method_comparison import ComparisonError, main
+    with pytest.raises(ComparisonError) as e:
+        main(args + ['--work-dir', str(tmp_path / 'w')])
+    assert str(e.value).startswith(msg)
     assert not (tmp_path / 'w').exists()
+
+
+def test_a_bad_request_is_one_error_line(tmp_path):
+    done = run_tool('missing.py', '--work-dir', str(tmp_path / 'w'))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        'error: method missing: config missing.py does not exist']
