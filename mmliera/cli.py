@@ -100,6 +100,13 @@ def train_main(argv=None, show_next_steps=True):
                                  f'{optim_wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        from mmengine.device import get_device
+        if get_device() == 'cpu':  # mmengine would assert deep inside the runner's build
+            raise ValueError(
+                "mixed precision (--amp / AmpOptimWrapper) needs a GPU: mmengine's "
+                'AmpOptimWrapper runs on CUDA, NPU, MLU or MUSA devices and this machine has '
+                'none; train without --amp here')
 
     if args.auto_scale_lr:
         if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:

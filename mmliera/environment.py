@@ -43,6 +43,21 @@ def mmcv_ops_error():
     return f'mmcv._ext lacks {missing}' if missing else None
 
 
+def mmcv_cuda_error():
+    """None unless CUDA is available to torch but mmcv's ops were compiled without CUDA
+    (RoIAlign, nms would then fail on the first GPU tensor); else the reason."""
+    import torch
+    if torch.version.cuda is None or not torch.cuda.is_available():
+        return None
+    ext = importlib.import_module('mmcv._ext')
+    built = ext.get_compiling_cuda_version() if hasattr(ext, 'get_compiling_cuda_version') \
+        else 'not available'
+    if built == 'not available':
+        return (f'CUDA {torch.version.cuda} is available to torch {torch.__version__} but '
+                "mmcv's compiled ops were built without CUDA")
+    return None
+
+
 def check_environment():
     """Raise EnvironmentMismatchError unless versions are in range and mmcv has its ops."""
     for dist, (low, high, fix) in SUPPORTED.items():
@@ -74,6 +89,12 @@ def check_environment():
             'mmliera needs mmcv built with compiled ops (RoIAlign, nms) for the installed '
             f'torch, but they do not load ({reason}); run `{SETUP_COMMAND}` to install '
             'mmcv 2.1.0 with ops (GPU machines: `mim install "mmcv>=2.0.0,<2.2.0"`).')
+    reason = mmcv_cuda_error()
+    if reason is not None:
+        raise EnvironmentMismatchError(
+            f'{reason}, so RoIAlign and nms would fail on GPU tensors; run `{SETUP_COMMAND}` '
+            '(it builds mmcv 2.1.0 with MMCV_WITH_OPS=1 FORCE_CUDA=1 against this torch), or '
+            'set CUDA_VISIBLE_DEVICES= to run on the CPU.')
 
 
 def environment_summary():

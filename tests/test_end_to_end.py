@@ -158,6 +158,9 @@ def test_cli_errors_before_any_work(demo_run, tmp_path):
          '--out must be a .pkl or .pickle file'),
         (test_main, [demo_run['cfg'], 'nope.pth'], 'checkpoint nope.pth does not exist'),
     ]
+    if not torch.cuda.is_available():
+        cases.append((train_main, [demo_run['cfg'], '--amp'],
+                      'mixed precision (--amp / AmpOptimWrapper) needs a GPU'))
     for main, argv, msg in cases:
         with pytest.raises((SystemExit, Exception), match=re.escape(msg)):
             main(argv + ['--work-dir', str(tmp_path / 'w')])

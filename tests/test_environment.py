@@ -71,20 +71,26 @@ def test_real_ops_load():
     assert env.mmcv_ops_error() is None
 
 
-def test_import_mmliera_raises_the_check(monkeypatch):
-    """A fresh ``import mmliera`` fails with the message when the stack is wrong."""
+def assert_fresh_import_raises(monkeypatch, match):
+    """A fresh ``import mmliera`` (its modules dropped, the patched environment check kept)
+    raises the check's error; the modules are restored afterwards."""
     import sys
-    real = env.installed_version
-    monkeypatch.setattr(env, 'installed_version', lambda d: '3.1.0' if d == 'mmdet' else real(d))
     saved = {k: v for k, v in sys.modules.items() if k == 'mmliera' or k.startswith('mmliera.')}
     for k in saved:
         if k != 'mmliera.environment':
             monkeypatch.delitem(sys.modules, k)
     try:
-        with pytest.raises(env.EnvironmentMismatchError, match='mmdet 3.1.0 is installed'):
+        with pytest.raises(env.EnvironmentMismatchError, match=match):
             importlib.import_module('mmliera')
     finally:
         sys.modules.update(saved)
+
+
+def test_import_mmliera_raises_the_check(monkeypatch):
+    """A fresh ``import mmliera`` fails with the message when the stack is wrong."""
+    real = env.installed_version
+    monkeypatch.setattr(env, 'installed_version', lambda d: '3.1.0' if d == 'mmdet' else real(d))
+    assert_fresh_import_raises(monkeypatch, 'mmdet 3.1.0 is installed')
 
 
 def test_missing_pkg_resources(monkeypatch):
@@ -93,3 +99,56 @@ def test_missing_pkg_resources(monkeypatch):
                         lambda n, *a: None if n == 'pkg_resources' else real(n, *a))
     with pytest.raises(env.EnvironmentMismatchError, match="setuptools>=77.0.3,<81"):
         env.check_environment()
+
+
+class _Ext:
+    """mmcv._ext as built with ``cuda`` ('not available': without CUDA); the rest is real."""
+
+    def __init__(self, cuda):
+        self.cuda = cuda
+
+    def get_compiling_cuda_version(self):
+        return self.cuda
+
+    def __getattr__(self, name):
+        import mmcv._ext
+        return getattr(mmcv._ext, name)
+
+
+def _fake_machine(monkeypatch, gpu, torch_cuda, mmcv_cuda):
+    """A machine where torch sees a GPU (or not) and mmcv's ops were built with ``mmcv_cuda``
+    ('not available': without CUDA)."""
+    import torch
+    real_import = importlib.import_module
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpu)
+    monkeypatch.setattr(torch.version, 'cuda', torch_cuda)
+    monkeypatch.setattr(env.importlib, 'import_module',
+                        lambda n, *a, **k: _Ext(mmcv_cuda) if n == 'mmcv._ext'
+                        else real_import(n, *a, **k))
+
+
+def test_cuda_machine_with_cpu_only_mmcv_ops_is_one_sentence(monkeypatch):
+    _fake_machine(monkeypatch, gpu=True, torch_cuda='13.0', mmcv_cuda='not available')
+    with pytest.raises(env.EnvironmentMismatchError) as e:
+        env.check_environment()
+    msg = str(e.value)
+    assert msg.startswith('CUDA 13.0 is available to torch ') and msg.count('\n') == 0
+    assert "mmcv's compiled ops were built without CUDA" in msg and 'RoIAlign' in msg
+    assert env.SETUP_COMMAND in msg and 'FORCE_CUDA=1' in msg
+    assert 'CUDA_VISIBLE_DEVICES=' in msg
+
+
+def test_import_mmliera_on_a_cuda_machine_with_cpu_only_ops_raises(monkeypatch):
+    _fake_machine(monkeypatch, gpu=True, torch_cuda='12.1', mmcv_cuda='not available')
+    assert_fresh_import_raises(monkeypatch, 'built without CUDA')
+
+
+@pytest.mark.parametrize('gpu,torch_cuda,mmcv_cuda', [
+    (True, '13.0', '13.0'),             # a CUDA build of mmcv on a GPU machine
+    (False, '13.0', 'not available'),   # CUDA torch, no GPU (this CPU machine): CPU ops are fine
+    (True, None, 'not available'),      # a CPU / ROCm torch: not our check's business
+])
+def test_cuda_ops_check_passes_where_ops_fit(monkeypatch, gpu, torch_cuda, mmcv_cuda):
+    _fake_machine(monkeypatch, gpu, torch_cuda, mmcv_cuda)
+    assert env.mmcv_cuda_error() is None
+    env.check_environment()

@@ -128,6 +128,21 @@ def _grad_delta_(grad_w, weight, w_new, mode):
     return grad_w
 
 
+def _autocast_dtype(x, weight):
+    """The dtype autocast would run the op in (None outside autocast): ``x``'s device's
+    autocast dtype, unless x or W is float64 (which autocast leaves alone)."""
+    dev = x.device.type
+    try:  # torch >= 2.4
+        enabled, dtype = torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)
+    except (TypeError, AttributeError):  # older torch: per-device functions, CPU and CUDA only
+        cpu = dev == 'cpu'
+        enabled = torch.is_autocast_cpu_enabled() if cpu else torch.is_autocast_enabled()
+        dtype = torch.get_autocast_cpu_dtype() if cpu else torch.get_autocast_gpu_dtype()
+    if not enabled or torch.float64 in (x.dtype, weight.dtype):
+        return None
+    return dtype
+
+
 class _LieRAOp(torch.autograd.Function):
     """y = op(x, W'(A, B)) for a frozen W, recomputing W' in backward instead of storing it.
 
@@ -135,15 +150,25 @@ class _LieRAOp(torch.autograd.Function):
     matmul and one elementwise pass) and calls the op's own backward kernels. ``op`` is
     ``('conv', stride, padding, dilation, groups)`` (padding numeric; the layer pads other
     modes beforehand) or ``('linear',)``.
+
+    Under autocast (fp16 / bf16): ΔW, W' and dL/dΔW are formed in fp32, the op and its backward
+    run in the autocast dtype (x, W', bias cast as autocast casts them; x is saved in that
+    dtype, as autocast's own conv saves it); still nothing W-sized is saved.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, mode, op):
-        with torch.no_grad():
+        amp = _autocast_dtype(x, weight)
+        ctx.x_dtype, ctx.bias_dtype = x.dtype, None if bias is None else bias.dtype
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             delta = delta_weight(lora_A, lora_B, scaling, weight.shape, weight.dtype)
-            y = _run_op(op, x, apply_update(weight, delta, mode, inplace=True), bias)
+            w = apply_update(weight, delta, mode, inplace=True)
+            if amp is not None:
+                x, w = x.to(amp), w.to(amp)
+                bias = None if bias is None else bias.to(amp)
+            y = _run_op(op, x, w, bias)
         ctx.save_for_backward(x, weight, lora_A, lora_B)
-        ctx.scaling, ctx.mode, ctx.op = scaling, mode, op
+        ctx.scaling, ctx.mode, ctx.op, ctx.amp = scaling, mode, op, amp
         ctx.has_bias = bias is not None
         return y
 
@@ -151,16 +176,21 @@ class _LieRAOp(torch.autograd.Function):
     def backward(ctx, grad_y):
         x, weight, lora_A, lora_B = ctx.saved_tensors
         need_x, _, need_b, need_A, need_B = ctx.needs_input_grad[:5]
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             delta = delta_weight(lora_A, lora_B, ctx.scaling, weight.shape, weight.dtype)
             ct = delta.dtype
             w = apply_update(weight, delta, ctx.mode, inplace=True)  # W' again, not stored
-            grad_x, grad_w, grad_bias = _op_backward(ctx.op, grad_y, x, w, need_x,
-                                                      need_A or need_B,
+            w_op = w if ctx.amp is None else w.to(ctx.amp)
+            if ctx.mode != 'exp':
+                w = None  # only exp's dL/dΔW needs W' (in fp32): free it early otherwise
+            grad_x, grad_w, grad_bias = _op_backward(ctx.op, grad_y.to(x.dtype), x, w_op,
+                                                      need_x, need_A or need_B,
                                                       need_b and ctx.has_bias)
+            del w_op
             grad_A = grad_B = None
             if grad_w is not None:
-                g = _grad_delta_(grad_w.to(ct), weight.to(ct), w.to(ct), ctx.mode)
+                w_exp = None if w is None else w.to(ct)
+                g = _grad_delta_(grad_w.to(ct), weight.to(ct), w_exp, ctx.mode)
                 g = g.reshape(lora_B.shape[0], lora_A.shape[1])
                 a, b = lora_A.to(g.dtype), lora_B.to(g.dtype)
                 # the scaling goes onto the small products, not onto the W-sized g
@@ -168,6 +198,10 @@ class _LieRAOp(torch.autograd.Function):
                     grad_B = torch.mm(g, a.t()).mul_(ctx.scaling).to(lora_B.dtype)
                 if need_A:
                     grad_A = torch.mm(b.t(), g).mul_(ctx.scaling).to(lora_A.dtype)
+            if grad_x is not None:
+                grad_x = grad_x.to(ctx.x_dtype)
+            if grad_bias is not None:
+                grad_bias = grad_bias.to(ctx.bias_dtype)
         return grad_x, None, grad_bias, grad_A, grad_B, None, None, None
 
 

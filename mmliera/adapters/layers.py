@@ -222,11 +222,11 @@ class LieRALayer:
         return base + self._op(F.dropout(x, self.dropout, True), update, None)
 
     def _lean_applies(self, x):
-        """The recompute-in-backward path: training the factors of a frozen W, no autocast."""
+        """The recompute-in-backward path: training the factors of a frozen W (also under
+        autocast, where the op runs in the autocast dtype)."""
         return (torch.is_grad_enabled() and not self.weight.requires_grad and not self.dora
                 and self.lora_A0 is None
-                and (self.lora_A.requires_grad or self.lora_B.requires_grad)
-                and not torch.is_autocast_enabled(x.device.type))
+                and (self.lora_A.requires_grad or self.lora_B.requires_grad))
 
     def _factors(self):
         return [p for p in (self.lora_A, self.lora_B, self.lora_magnitude) if p is not None]

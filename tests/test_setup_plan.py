@@ -1,0 +1,179 @@
+"""tools/setup_env.sh's decisions (tools/setup_plan.py) for CUDA and CPU machines, from given
+facts: no GPU needed, nothing installed (``--dry-run``)."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location('setup_plan', f'{ROOT}/tools/setup_plan.py')
+setup_plan = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(setup_plan)
+
+WHEEL = 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
+H100 = dict(python='3.12', torch='2.11.0+cu130', torchvision='0.26.0+cu130', gpu='yes',
+            nvcc='13.0', mmcv='none', mmcv_ops='none', wheels='none')
+CPU = dict(python='3.11', torch='2.14.1+cu130', torchvision='0.29.1+cu130', gpu='no',
+           nvcc='none', mmcv='2.1.0', mmcv_ops='cpu', wheels=WHEEL)
+
+
+def plan(target='auto', **facts):
+    return setup_plan.make_plan(setup_plan.gather(facts, '/wheels'), target)
+
+
+def dry_run(*args, env=None, python=None):
+    """``bash tools/setup_env.sh --dry-run ARGS`` with an interpreter that refuses pip."""
+    return subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', *args], capture_output=True,
+                          text=True, env={**os.environ, 'PYTHON': python or sys.executable,
+                                          **(env or {})})
+
+
+def facts_args(**facts):
+    return [a for k, v in facts.items() for a in ('--fact', f'{k}={v}')]
+
+
+def test_cuda_machine_keeps_a_supported_torch_and_builds_mmcv_with_cuda():
+    p = plan(**H100)
+    assert p['target'] == 'cuda' and p['torch'] == 'keep'
+    assert p['torch_pin'] == ['torch==2.11.0', 'torchvision==0.26.0']
+    assert p['mmcv'] == 'build' and p['mmcv_try'] == [] and p['force_cuda'] == '1'
+    assert p['cxx_std'] == '20' and p['arch_list'] == ''  # the visible GPU sets the arch
+
+
+@pytest.mark.parametrize('torch_v,why', [('none', 'no torch is installed'),
+                                         ('2.14.1+cpu', 'CPU-only build'),
+                                         ('2.0.1+cu130', 'outside the supported range'),
+                                         ('2.15.0+cu130', 'outside the supported range')])
+def test_cuda_machine_replaces_a_missing_cpu_only_or_unsupported_torch(torch_v, why):
+    p = plan(**{**H100, 'torch': torch_v, 'torchvision': 'none'})
+    assert p['torch'] == 'install' and why in p['why']['torch']
+    assert p['torch_spec'] == ['torch==2.14.1', 'torchvision==0.29.1']
+    assert p['mmcv'] == 'build' and p['force_cuda'] == '1'
+
+
+def test_cuda_machine_adds_the_matching_torchvision():
+    p = plan(**{**H100, 'torchvision': 'none'})
+    assert p['torch'] == 'install'
+    assert p['torch_spec'] == ['torch==2.11.0', 'torchvision==0.26.*']
+
+
+def test_second_run_on_a_cuda_machine_changes_nothing():
+    p = plan(**{**H100, 'mmcv': '2.1.0', 'mmcv_ops': '13.0', 'nvcc': 'none'})
+    assert p['torch'] == 'keep' and p['mmcv'] == 'keep'  # nvcc is not even needed then
+
+
+def test_cpu_only_mmcv_ops_on_a_cuda_machine_are_rebuilt_with_cuda():
+    p = plan(**{**H100, 'mmcv': '2.1.0', 'mmcv_ops': 'cpu', 'wheels': WHEEL})
+    assert p['mmcv'] == 'build' and p['force_cuda'] == '1'
+    assert p['mmcv_try'] == ['folder']  # tried, kept only if its ops have CUDA
+
+
+def test_mmcv_built_for_another_cuda_major_is_rebuilt():
+    p = plan(**{**H100, 'mmcv': '2.1.0', 'mmcv_ops': '12.1'})
+    assert p['mmcv'] == 'build'
+
+
+def test_openmmlab_wheel_is_tried_where_one_is_published():
+    p = plan(**{**H100, 'python': '3.10', 'torch': '2.1.2+cu121', 'torchvision': '0.16.2',
+                'nvcc': '12.4'})
+    assert p['torch'] == 'keep' and p['cxx_std'] == '17'
+    assert p['mmcv_try'] == [
+        'https://download.openmmlab.com/mmcv/dist/cu121/torch2.1/index.html']
+
+
+@pytest.mark.parametrize('facts,match', [
+    (dict(nvcc='none'), 'no nvcc was found: install the CUDA 13 toolkit and set CUDA_HOME'),
+    (dict(nvcc='12.4'), 'the CUDA major versions must match'),
+])
+def test_cuda_build_without_a_fitting_nvcc_is_one_clear_error(facts, match):
+    with pytest.raises(setup_plan.PlanError, match=match):
+        plan(**{**H100, **facts})
+
+
+def test_cpu_machine_behaves_as_before():
+    # nvcc alone (this CPU machine ships one) does not make a CUDA machine
+    p = plan(**{**CPU, 'nvcc': '13.0'})
+    assert p['target'] == 'cpu' and p['torch'] == 'keep' and p['mmcv'] == 'keep'
+    p = plan(**{**CPU, 'torch': '2.13.0', 'torchvision': '0.28.0', 'mmcv': 'none',
+                'mmcv_ops': 'none'})
+    assert p['torch'] == 'install' and p['torch_spec'] == ['torch==2.14.1',
+                                                           'torchvision==0.29.1']
+    assert p['mmcv'] == 'build' and p['mmcv_try'] == ['folder'] and p['force_cuda'] == '0'
+    p = plan(**{**CPU, 'mmcv': 'none', 'mmcv_ops': 'none', 'wheels': 'none'})
+    assert p['mmcv_try'] == [] and p['force_cuda'] == '0' and p['cxx_std'] == '20'
+
+
+def test_target_cuda_on_a_machine_without_gpu_builds_for_listed_archs(monkeypatch):
+    monkeypatch.delenv('TORCH_CUDA_ARCH_LIST', raising=False)
+    p = plan('cuda', **{**CPU, 'nvcc': '13.0'})
+    assert p['force_cuda'] == '1' and p['mmcv'] == 'build' and '9.0' in p['arch_list']
+    monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '9.0')
+    assert plan('cuda', **{**CPU, 'nvcc': '13.0'})['arch_list'] == '9.0'
+
+
+def test_torch_cuda_comes_from_the_version_tag():
+    assert setup_plan.cuda_from_tag('2.11.0+cu130') == '13.0'
+    assert setup_plan.cuda_from_tag('2.5.1+cu118') == '11.8'
+    assert setup_plan.cuda_from_tag('2.14.1+cpu') == 'none'
+
+
+@pytest.fixture
+def no_pip(tmp_path):
+    """An interpreter that fails on ``-m pip``: a dry run must never reach pip."""
+    wrapper = tmp_path / 'python'
+    wrapper.write_text('#!/usr/bin/env bash\nfor a in "$@"; do [ "$a" = pip ] && '
+                       f'{{ echo PIP-CALLED >&2; exit 99; }}; done\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_dry_run_prints_the_cuda_plan_and_installs_nothing(no_pip):
+    out = dry_run('--dry-run', *facts_args(**H100), python=no_pip)
+    assert out.returncode == 0, out.stderr
+    assert 'PIP-CALLED' not in out.stderr
+    text = out.stdout
+    assert 'nothing is installed' in text and 'target: CUDA (a GPU is visible)' in text
+    assert '1. torch: keep (torch 2.11.0+cu130 (CUDA 13.0) is in the supported range ' \
+           '>=2.1,<2.15)' in text
+    assert 'MMCV_WITH_OPS=1 FORCE_CUDA=1' in text and 'torch==2.11.0 torchvision==0.26.0' in text
+
+
+def test_dry_run_on_this_machine_detects_its_facts(no_pip):
+    """No fact given: what this (CPU, set-up) machine is; a second run would change nothing."""
+    out = dry_run('--dry-run', python=no_pip)
+    assert out.returncode == 0, out.stderr
+    import torch
+    assert f'torch {torch.__version__}' in out.stdout
+    if not torch.cuda.is_available():
+        assert 'target: CPU' in out.stdout and '1. torch: keep' in out.stdout
+        assert '2. mmcv: keep' in out.stdout
+
+
+@pytest.mark.parametrize('args,match', [
+    (['--dry-run', '--fact', 'gpus=yes'], "--fact 'gpus=yes': use KEY=VALUE"),
+    (['--fact', 'gpu=yes'], '--fact describes a machine that is not this one'),
+    (['--frobnicate'], "unknown option '--frobnicate'"),
+    (['--dry-run', *facts_args(**{**H100, 'nvcc': 'none'})], 'no nvcc was found'),
+])
+def test_bad_requests_are_one_error_line(no_pip, args, match):
+    out = dry_run(*args, python=no_pip)
+    assert out.returncode == 2 and 'PIP-CALLED' not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('[setup] error: ') and match in lines[0], \
+        out.stderr
+
+
+def test_bad_target_in_the_environment_is_one_error_line(no_pip):
+    out = dry_run('--dry-run', env={'MMLIERA_TARGET': 'gpu'}, python=no_pip)
+    assert out.returncode == 2 and out.stdout == ''
+    assert out.stderr.strip() == \
+        "[setup] error: MMLIERA_TARGET='gpu': use auto, cpu or cuda"
+
+
+def test_help_names_the_dry_run_and_the_target():
+    out = subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', '--help'], capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and '--dry-run' in out.stdout and 'MMLIERA_TARGET' in out.stdout
+    assert 'set -euo' not in out.stdout
