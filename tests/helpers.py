@@ -1,4 +1,5 @@
 """Shared test helpers: configs and small models built from the real configs."""
+import contextlib
 import os
 import re
 import subprocess
@@ -74,6 +75,7 @@ def assert_adapters_trained(backbone, x, min_rel_change=1e-3):
         m.lora_B, m.lora_B0 if m.lora_B0 is not None else torch.zeros_like(m.lora_B))]
     assert not still, f'{len(still)} of {len(layers)} adapters never moved: {still[:5]}'
     backbone.eval()
+    x = x.to(next(backbone.parameters()).device)  # the backbone may sit on a GPU
     state = {k: v.clone() for k, v in backbone.state_dict().items()}
     with torch.no_grad():
         adapted = [o.clone() for o in backbone(x)]
@@ -126,3 +128,20 @@ def mmliera_parts(cfg):
         if m == 'mmliera' or m.startswith('mmliera.'):
             found.append(f'custom_imports: {m}')
     return found
+
+
+@contextlib.contextmanager
+def hidden_cuda():
+    """CUDA hidden from the subprocesses started meanwhile (CUDA_VISIBLE_DEVICES=''): for tests of
+    the CPU (gloo) multi-process path, which on a machine with one GPU would otherwise put two
+    ranks on it (mmengine's logger then indexes CUDA_VISIBLE_DEVICES by rank and fails)."""
+    old = os.environ.get('CUDA_VISIBLE_DEVICES')
+    os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+        else:
+            os.environ['CUDA_VISIBLE_DEVICES'] = old
+

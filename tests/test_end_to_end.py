@@ -77,7 +77,8 @@ def test_test_tool_reports_the_same_map(demo_run, tmp_path):
 
 def test_dist_test_two_processes_same_map(demo_run, tmp_path):
     out = run(['bash', 'tools/dist_test.sh', demo_run['cfg'], demo_run['ckpt'], '2',
-               '--work-dir', str(tmp_path / 'dtest')], env=dict(PORT=str(free_port())))
+               '--work-dir', str(tmp_path / 'dtest')],
+              env=dict(PORT=str(free_port()), CUDA_VISIBLE_DEVICES=''))  # CPU ranks
     # not exact by construction: each rank evaluates a different subset in batches of another
     # composition (DistributedSampler), so CPU kernels may block and round differently and a
     # score near a threshold may move; the mAPs agree to a few thousandths
@@ -96,7 +97,7 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
 """)
     work = tmp_path / 'dwork'
     out = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(work)],
-              env=dict(PORT=str(free_port())))
+              env=dict(PORT=str(free_port()), CUDA_VISIBLE_DEVICES=''))  # CPU ranks
     assert 'Iter(train) [4/4]' in out
     probes = {(tag, r): torch.load(work / f'probe_{tag}_rank{r}.pth', weights_only=True)
               for tag in ('start', 'end') for r in (0, 1)}

@@ -10,11 +10,18 @@ import uuid
 import pytest
 import torch
 
-from helpers import ROOT, free_port, run, write_cfg
+from helpers import ROOT, free_port, hidden_cuda, run, write_cfg
 from mmliera.engine.safe_load import safe_load
 from tiny_demo import tiny_demo_cfg
 
 MARK = 'MMLIERA_TEST_JOB_MARK'
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _on_the_cpu():
+    """These runs compare CPU (gloo) multi-process jobs bit for bit: the CPU even where a GPU is."""
+    with hidden_cuda():
+        yield
 
 
 @pytest.fixture(scope='module')

@@ -34,7 +34,8 @@ def facts_args(**facts):
     return [a for k, v in facts.items() for a in ('--fact', f'{k}={v}')]
 
 
-def test_cuda_machine_keeps_a_supported_torch_and_builds_mmcv_with_cuda():
+def test_cuda_machine_keeps_a_supported_torch_and_builds_mmcv_with_cuda(monkeypatch):
+    monkeypatch.delenv('TORCH_CUDA_ARCH_LIST', raising=False)  # CUDA images often set it
     p = plan(**H100)
     assert p['target'] == 'cuda' and p['torch'] == 'keep'
     assert p['torch_pin'] == ['torch==2.11.0', 'torchvision==0.26.0']
@@ -177,3 +178,77 @@ def test_help_names_the_dry_run_and_the_target():
                          text=True)
     assert out.returncode == 0 and '--dry-run' in out.stdout and 'MMLIERA_TARGET' in out.stdout
     assert 'set -euo' not in out.stdout
+
+
+def _toolkit(root, headers=()):
+    """A fake CUDA toolkit under ``root``: bin/nvcc that names its folder on -dryrun, and
+    include/ with cuda_runtime.h and ``headers``."""
+    os.makedirs(f'{root}/bin')
+    os.makedirs(f'{root}/include')
+    for h in ('cuda_runtime.h', *headers):
+        open(f'{root}/include/{h}', 'w').close()
+    nvcc = f'{root}/bin/nvcc'
+    with open(nvcc, 'w') as f:
+        f.write(f'#!/bin/sh\necho "#$ _HERE_={root}/bin" >&2\n'
+                'echo "Cuda compilation tools, release 13.0, V13.0.88"\n')
+    os.chmod(nvcc, 0o755)
+    return nvcc
+
+
+def test_cuda_home_sees_through_an_nvcc_wrapper_script(tmp_path, monkeypatch):
+    """The nvcc on PATH may be `exec /usr/local/cuda-13.0/bin/nvcc "$@"` in /usr/local/bin:
+    torch would guess CUDA_HOME=/usr/local (no headers); the plan names the real toolkit."""
+    real = _toolkit(str(tmp_path / 'cuda-13.0'))
+    wrapper = tmp_path / 'bin' / 'nvcc'
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    for var in ('CUDA_HOME', 'CUDA_PATH'):
+        monkeypatch.delenv(var, raising=False)
+    assert setup_plan.find_cuda_home(str(wrapper)) == str(tmp_path / 'cuda-13.0')
+    # a CUDA_HOME that is a real toolkit wins; one without headers is passed over
+    other = tmp_path / 'other'
+    _toolkit(str(other))
+    monkeypatch.setenv('CUDA_HOME', str(other))
+    assert setup_plan.find_cuda_home(str(wrapper)) == str(other)
+    monkeypatch.setenv('CUDA_HOME', str(tmp_path))
+    assert setup_plan.find_cuda_home(str(wrapper)) == str(tmp_path / 'cuda-13.0')
+
+
+def test_math_headers_come_from_torchs_nvidia_wheels_only_where_the_toolkit_lacks_them(
+        tmp_path):
+    home = tmp_path / 'cuda'
+    _toolkit(str(home), headers=['cublas_v2.h'])
+    site = tmp_path / 'site'
+    cu13 = site / 'nvidia' / 'cu13' / 'include'
+    cu13.mkdir(parents=True)
+    for h in ('cusparse.h', 'cublas_v2.h', 'cuda_runtime.h'):
+        (cu13 / h).touch()
+    empty = site / 'nvidia' / 'cudnn' / 'include'
+    empty.mkdir(parents=True)
+    (empty / 'cudnn.h').touch()
+    assert setup_plan.find_math_includes(str(home), [str(site)]) == [str(cu13)]
+    for h in setup_plan.MATH_HEADERS:
+        (home / 'include' / h).touch()
+    assert setup_plan.find_math_includes(str(home), [str(site)]) == []
+
+
+def test_shell_plan_of_a_cuda_build_sets_cuda_home_and_header_path(tmp_path):
+    """What setup_env.sh exports for the source build: CUDA_HOME (the toolkit), PYTORCH_NVCC's
+    target, and CPATH with the headers of torch's wheels (this interpreter's site-packages)."""
+    _toolkit(str(tmp_path / 'cuda'))
+    env = {**os.environ, 'CUDA_HOME': str(tmp_path / 'cuda'), 'TORCH_CUDA_ARCH_LIST': '9.0'}
+    out = subprocess.run([sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell',
+                          *facts_args(**H100)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    values = dict(line.split('=', 1) for line in out.stdout.splitlines())
+    assert values['PLAN_MMCV'] == 'build' and values['PLAN_ARCH_LIST'] == '9.0'
+    assert values['PLAN_CUDA_HOME'] == str(tmp_path / 'cuda')
+    assert values['PLAN_NVCC'] == str(tmp_path / 'cuda' / 'bin' / 'nvcc')
+    import site
+    expected = setup_plan.find_math_includes(
+        str(tmp_path / 'cuda'), site.getsitepackages() + [site.getusersitepackages()])
+    assert values['PLAN_CUDA_CPATH'].strip("'") == ':'.join(expected)
+    cpu = subprocess.run([sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell',
+                          *facts_args(**CPU)], capture_output=True, text=True, env=env)
+    assert "PLAN_CUDA_HOME=''" in cpu.stdout  # a CPU build leaves CUDA alone

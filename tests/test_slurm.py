@@ -34,8 +34,11 @@ def slurm(tmp_path, script, args, **env):
     srun = bin_dir / 'srun'
     srun.write_text(FAKE_SRUN)
     srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
-    if not (bin_dir / 'python').exists():
-        os.symlink(sys.executable, bin_dir / 'python')
+    python = bin_dir / 'python'
+    if not python.exists():  # a script, not a symlink: a venv's interpreter started through a
+        # link in another folder no longer sees the venv's packages
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
     log = tmp_path / 'srun.json'
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'SRUN_ARGS')}

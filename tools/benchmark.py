@@ -22,13 +22,15 @@ of squared outputs of the four stages. Methods:
   plain_infer / merged_infer   eval forward of the plain vs the merged LieRA backbone
 
 Times: all methods in one process, interleaved (warm-up, then ``repeats`` rounds), median and
-min-max; on CUDA timed with CUDA events around the step. Peak memory: each method in its own
-process (peak RSS = VmHWM on CPU, ``torch.cuda.max_memory_allocated`` on CUDA), also shown as
-the part above the memory of the built model (what the steps add).
+min-max; on CUDA timed with CUDA events around the step. Peak memory: CPU, each method in its
+own process (peak RSS = VmHWM); CUDA, ``torch.cuda.max_memory_allocated`` of each method's
+steps in the same process once the others are freed (``--memory process`` for a fresh process
+each), also shown as the part above the memory of the built model (what the steps add).
 PEFT is an optional dependency (``pip install peft``); without it those rows are skipped.
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the table.
 """
 import argparse
+import gc
 import json
 import os
 import os.path as osp
@@ -211,21 +213,34 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(args, device):
-    s = Step(args.worker, args, device)
+def measure_memory(method, args, device, warmup, repeats):
+    """Peak memory (MB) of one method's steps, and its part above the built model. CPU: this
+    process's VmHWM, so a fresh process per method (``peak_memory``). CUDA: the allocator's
+    peak, which counts live tensors only, so after the other methods are freed it is measured
+    in this process as well as in a fresh one."""
     if device.type == 'cuda':
+        gc.collect()
+        torch.cuda.empty_cache()
+    s = Step(method, args, device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated() / 2**20
     else:
         before = current_rss_mb()
-    for _ in range(args.warmup + args.repeats):
+    for _ in range(warmup + repeats):
         s()
     if device.type == 'cuda':
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = peak_rss_mb()
-    print(json.dumps(dict(method=args.worker, peak_mb=peak, above_model_mb=peak - before)))
+    del s
+    return dict(method=method, peak_mb=peak, above_model_mb=peak - before)
+
+
+def worker(args, device):
+    print(json.dumps(measure_memory(args.worker, args, device, 1, 2)))
 
 
 # name -> (numerator, denominator, 'time' | 'memory' | 'above'): 'above' = step memory above the
@@ -288,7 +303,10 @@ def report(times, counts, memory, above, args, device):
     head = (f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
             f'{args.rank}, device {device} ({where}), torch {torch.__version__}, '
             + (f'autocast {str(amp).replace("torch.", "")}, ' if amp else 'fp32, ')
-            + f'{args.repeats} timed rounds after {args.warmup} warm-up')
+            + f'{args.repeats} timed rounds after {args.warmup} warm-up'
+            + ('' if args.no_memory else ', peak memory of each method ' + (
+                'in one process, the others freed' if args.memory == 'inline'
+                else 'in its own process')))
     lines = [head, '', '| method | trainable params | step time median (s) | min-max (s) | '
              'peak memory (MB) | of which steps (MB) |', '|---|---:|---:|---:|---:|---:|']
     for r in rows:
@@ -319,7 +337,12 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--methods', nargs='+', default=TRAIN + INFER,
                    choices=TRAIN + INFER)
-    p.add_argument('--no-memory', action='store_true', help='skip the per-process peak memory')
+    p.add_argument('--no-memory', action='store_true', help='skip the peak memory')
+    p.add_argument('--memory', choices=['process', 'inline'],
+                   help='peak memory of each method in a fresh process (the CPU default) or '
+                        'in this process after the others are freed (the CUDA default: the '
+                        "allocator's peak counts live tensors only; saves a start-up per "
+                        'method). CPU needs process: its peak RSS never goes down')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                    help='cpu or cuda (default: cuda when available)')
     p.add_argument('--amp', action='store_true',
@@ -345,6 +368,10 @@ def main(argv=None):
                 f'{torch.__version__}); use --device cpu')
     if device.type not in ('cpu', 'cuda'):
         p.error(f'--device {args.device}: use cpu or cuda')
+    if args.memory == 'inline' and device.type != 'cuda':
+        p.error('--memory inline needs --device cuda (the CPU peak RSS never goes down); '
+                'use --memory process')
+    args.memory = args.memory or ('inline' if device.type == 'cuda' else 'process')
     if args.worker:
         return worker(args, device)
 
@@ -357,7 +384,12 @@ def main(argv=None):
     print(f'device: {device}; methods: {methods}', flush=True)
     t0 = time.time()
     times, counts = run_times(methods, args, device)
-    mem = {} if args.no_memory else {m: peak_memory(m, args) for m in methods}
+    if args.no_memory:
+        mem = {}
+    elif args.memory == 'inline':
+        mem = {m: measure_memory(m, args, device, 1, 2) for m in methods}
+    else:
+        mem = {m: peak_memory(m, args) for m in methods}
     memory = {m: v['peak_mb'] for m, v in mem.items()}
     above = {m: v['above_model_mb'] for m, v in mem.items()}
     table, data = report(times, counts, memory, above, args, device)

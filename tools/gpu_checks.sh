@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
-# The GPU checks in one command, on a CUDA machine whose stack is set up (bash tools/setup_env.sh):
+# The GPU checks in one command, on a CUDA machine whose stack is set up (bash tools/setup_env.sh,
+# or tools/gpu_slot.sh on a machine without a registry):
 #
 #   bash tools/gpu_checks.sh OUT_DIR [quick]
+#   bash tools/gpu_checks.sh --plan [quick]      # the steps, in order, with their time caps
 #
-# Writes, flat in OUT_DIR: versions.txt (GPU, driver, nvcc, the stack), cuda_tests.log
-# (tests/test_cuda.py + tests/test_autocast.py), bench_384_fp32.log, bench_384_amp.log (the CPU
-# benchmark's setting, 384 px batch 1), bench_paper_amp.log (--paper: 1024 px batch 2, --amp),
-# demo_amp.log (the demo with --amp: pre-training, LieRA, COCO evaluation) and summary.txt (one
-# line per step: exit status and seconds). `quick` skips the demo and the fp32 benchmark.
-# Each step runs even when an earlier one failed; the exit status is that of the first failure.
+# Steps, in this order (each capped at its seconds, and at what is left before the deadline):
+#   cuda_tests       tests/test_cuda.py + tests/test_autocast.py
+#   bench_384_amp    tools/benchmark.py --device cuda --amp (384 px, batch 1: the CPU setting)
+#   bench_paper_amp  the same with --paper (ConvNeXt-V2-B, 1024 px, batch 2)
+#   demo_amp         the demo with --amp: pre-training, LieRA, COCO mAP   [not in quick]
+#   bench_384_fp32   tools/benchmark.py --device cuda (fp32)            [not in quick]
+#   suite            the fast tier of the whole suite (-m "not slow"; pytest-xdist by file if there)
+# Writes, flat in OUT_DIR: versions.txt, one STEP.log each, bench_*.{md,json}, summary.txt (one
+# line per step: exit status and seconds; a step skipped for lack of time says so). Each step
+# runs even when an earlier one failed; the exit status is that of the first failure.
+# Environment: PYTHON (default python), GPU_CHECKS_DEADLINE (seconds since the epoch by which
+# everything must end; default: none), GPU_CHECKS_STEPS (comma-separated: only these steps),
+# GPU_CHECKS_TESTS (what `suite` runs, default tests), GPU_CHECKS_JOBS (xdist workers, default 8).
+# A step past its time gets SIGINT first, so pytest still prints its summary of failures.
 set -uo pipefail
-OUT=${1:?usage: bash tools/gpu_checks.sh OUT_DIR [quick]}
+# name | cap (s) | in quick | command (run from the checkout; $PY, $OUT, $XDIST expand there)
+PLAN="cuda_tests|150|yes|\$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_autocast.py
+bench_384_amp|75|yes|\$PY tools/benchmark.py --device cuda --amp --out \$OUT/bench_384_amp
+bench_paper_amp|100|yes|\$PY tools/benchmark.py --device cuda --amp --paper --out \$OUT/bench_paper_amp
+demo_amp|150|no|\$PY tools/train.py configs/demo/liera_maskrcnn_convnextv2-atto_synthetic.py --amp --work-dir /tmp/gpu_checks/demo
+bench_384_fp32|75|no|\$PY tools/benchmark.py --device cuda --out \$OUT/bench_384_fp32
+suite|180|yes|\$PY -m pytest -v -rfE -p no:cacheprovider -m 'not slow' \$XDIST \$TESTS"
+MIN_STEP=20  # seconds: a step with less time than this left is skipped
+
+if [ "${1:-}" = --plan ]; then
+  total=0
+  while IFS='|' read -r name cap quick cmd; do
+    [ "${2:-}" = quick ] && [ "$quick" = no ] && continue
+    printf '%-16s %4d s  %s\n' "$name" "$cap" "$cmd"
+    total=$((total + cap))
+  done <<< "$PLAN"
+  printf 'total            %4d s\n' "$total"
+  exit 0
+fi
+OUT=${1:?usage: bash tools/gpu_checks.sh OUT_DIR [quick] | --plan [quick]}
 QUICK=${2:-}
 PY=${PYTHON:-python}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1
+TESTS=${GPU_CHECKS_TESTS:-tests}
+XDIST=
+"$PY" -c "import xdist" 2>/dev/null && XDIST="-n ${GPU_CHECKS_JOBS:-8} --dist loadfile"
+DEADLINE=${GPU_CHECKS_DEADLINE:-0}
 status=0
-
-step() {  # step NAME LOG COMMAND...: run, log to OUT/LOG, record status and time
-  local name=$1 log=$2 t0=$SECONDS rc
-  shift 2
-  echo "== $name: $*" | tee -a "$OUT/summary.txt"
-  "$@" > "$OUT/$log" 2>&1
-  rc=$?
-  echo "   exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
-  tail -n 25 "$OUT/$log"
-  [ $rc -ne 0 ] && [ $status -eq 0 ] && status=$rc
-  return 0
-}
 
 {
   date -u
@@ -40,16 +62,30 @@ print('device:', torch.cuda.get_device_name(), 'cudnn', torch.backends.cudnn.ver
 } > "$OUT/versions.txt" 2>&1
 cat "$OUT/versions.txt"
 
-step 'CUDA tests' cuda_tests.log "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-  tests/test_autocast.py
-BENCH=("$PY" tools/benchmark.py --device cuda)  # each prints its table (the log keeps it)
-[ -z "$QUICK" ] && step 'benchmark 384 px fp32' bench_384_fp32.log "${BENCH[@]}" \
-  --out /tmp/gpu_checks/bench_384_fp32
-step 'benchmark 384 px --amp' bench_384_amp.log "${BENCH[@]}" --amp \
-  --out /tmp/gpu_checks/bench_384_amp
-step 'benchmark paper setting --amp' bench_paper_amp.log "${BENCH[@]}" --amp --paper \
-  --out /tmp/gpu_checks/bench_paper_amp
-[ -z "$QUICK" ] && step 'demo --amp' demo_amp.log "$PY" tools/train.py \
-  configs/demo/liera_maskrcnn_convnextv2-atto_synthetic.py --amp \
-  --work-dir /tmp/gpu_checks/demo
+while IFS='|' read -r name cap quick cmd; do
+  [ -n "$QUICK" ] && [ "$quick" = no ] && continue
+  [ -n "${GPU_CHECKS_STEPS:-}" ] && [[ ",$GPU_CHECKS_STEPS," != *",$name,"* ]] && continue
+  limit=$cap
+  if [ "$DEADLINE" -gt 0 ]; then
+    left=$((DEADLINE - $(date +%s)))
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
+  if [ "$limit" -lt $MIN_STEP ]; then
+    echo "== $name: skipped (${limit} s left before the deadline)" | tee -a "$OUT/summary.txt"
+    [ $status -eq 0 ] && status=124
+    continue
+  fi
+  cmd=$(eval "echo \"$cmd\"")
+  echo "== $name (at most $limit s): $cmd" | tee -a "$OUT/summary.txt"
+  t0=$SECONDS
+  timeout -s INT --kill-after=15 "$limit" bash -c "$cmd" > "$OUT/$name.log" 2>&1 < /dev/null
+  rc=$?
+  [ $rc -eq 124 ] && note=' (timed out)' || note=''
+  echo "   exit $rc$note, $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
+  tail -n 25 "$OUT/$name.log"
+  for f in "$OUT/$name"/benchmark.md "$OUT/$name"/benchmark.json; do
+    [ -f "$f" ] && cp "$f" "$OUT/$name.${f##*.}"
+  done
+  [ $rc -ne 0 ] && [ $status -eq 0 ] && status=$rc
+done <<< "$PLAN"
 exit $status

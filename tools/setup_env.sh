@@ -16,7 +16,8 @@
 #
 # Environment: PYTHON (interpreter, default `python`), MMLIERA_WHEELS (wheel folder),
 #              MMLIERA_TARGET (auto, cpu or cuda; as --target),
-#              MAX_JOBS (compile jobs for the source build, default: number of cores).
+#              MAX_JOBS (compile jobs for the source build, default: number of cores),
+#              MMLIERA_WHEEL_OUT (a folder: a source-built mmcv wheel is also copied there).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -138,11 +139,24 @@ SH
     links=()
     [ -d "$WHEELS" ] && links=(--find-links "$WHEELS")  # an mmcv-2.1.0.tar.gz there is used
     # build the wheel first: a failed build leaves the installed mmcv as it was
+    # CUDA: CUDA_HOME is the real toolkit (torch guesses the folder above the first nvcc on PATH,
+    # which may be a wrapper script); CPATH adds the cuSPARSE/cuBLAS/... headers of torch's
+    # nvidia wheels where the toolkit lacks them (ATen/cuda/CUDAContextLight.h includes them).
+    if [ "$PLAN_TARGET" = cuda ]; then
+      [ -n "$PLAN_CUDA_HOME" ] || die "no CUDA toolkit (bin/nvcc and include/cuda_runtime.h) was found: set CUDA_HOME to it and run again"
+      log "CUDA_HOME=$PLAN_CUDA_HOME${PLAN_CUDA_CPATH:+, headers also from $PLAN_CUDA_CPATH}"
+    fi
     env MMCV_WITH_OPS=1 FORCE_CUDA="$PLAN_FORCE_CUDA" CXX="$tmp/cxx" PYTORCH_NVCC="$tmp/nvcc" \
+      ${PLAN_CUDA_HOME:+CUDA_HOME="$PLAN_CUDA_HOME"} \
+      ${PLAN_CUDA_CPATH:+CPATH="$PLAN_CUDA_CPATH${CPATH:+:$CPATH}"} \
       ${PLAN_ARCH_LIST:+TORCH_CUDA_ARCH_LIST="$PLAN_ARCH_LIST"} \
       MAX_JOBS="${MAX_JOBS:-$(nproc)}" PYTHONPATH="$tmp/buildtools${PYTHONPATH:+:$PYTHONPATH}" \
       "$PY" -m pip wheel --disable-pip-version-check --no-deps --no-build-isolation \
       --no-cache-dir --no-binary mmcv ${links[@]+"${links[@]}"} -w "$tmp/wheelhouse" mmcv==2.1.0
+    if [ -n "${MMLIERA_WHEEL_OUT:-}" ]; then  # keep the built wheel (e.g. to carry elsewhere)
+      mkdir -p "$MMLIERA_WHEEL_OUT" && cp "$tmp"/wheelhouse/mmcv-2.1.0-*.whl "$MMLIERA_WHEEL_OUT"/
+      log "built wheel kept in $MMLIERA_WHEEL_OUT: $(cd "$tmp/wheelhouse" && ls mmcv-2.1.0-*.whl)"
+    fi
     install_mmcv "$tmp"/wheelhouse/mmcv-2.1.0-*.whl
   fi
   have "$MMCV_OK" || { echo "[setup] mmcv 2.1.0 is installed but its compiled ops do not load$([ "$PLAN_TARGET" = cuda ] && echo ' with CUDA')" >&2; exit 1; }

@@ -84,6 +84,65 @@ def find_nvcc():
         '/usr/local/cuda/bin/nvcc' if osp.isfile('/usr/local/cuda/bin/nvcc') else None)
 
 
+def is_toolkit(home):
+    """A CUDA toolkit root: bin/nvcc and include/cuda_runtime.h under it."""
+    return bool(home) and osp.isfile(osp.join(home, 'bin', 'nvcc')) and osp.isfile(
+        osp.join(home, 'include', 'cuda_runtime.h'))
+
+
+def find_cuda_home(nvcc=None):
+    """The real toolkit root for torch's extension builder (CUDA_HOME), or ''.
+
+    torch guesses CUDA_HOME as the folder above the first ``nvcc`` on PATH; where that is a
+    wrapper script (``/usr/local/bin/nvcc`` -> ``exec /usr/local/cuda-13.0/bin/nvcc``) the
+    guess has no CUDA headers. The toolkit names its own folder in ``nvcc -dryrun``
+    (``#$ _HERE_=<home>/bin``), which sees through any wrapper."""
+    nvcc = nvcc or find_nvcc()
+    for home in (os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH'),
+                 nvcc and osp.dirname(osp.dirname(osp.realpath(nvcc)))):
+        if is_toolkit(home):
+            return osp.normpath(home)
+    if nvcc:
+        try:
+            out = subprocess.run([nvcc, '-dryrun', '--version'], capture_output=True,
+                                 text=True, timeout=60)
+            m = re.search(r'^#\$ _HERE_=(.+)$', out.stdout + out.stderr, re.M)
+        except (OSError, subprocess.TimeoutExpired):
+            m = None
+        if m and is_toolkit(osp.dirname(m.group(1).strip())):
+            return osp.normpath(osp.dirname(m.group(1).strip()))
+    return '/usr/local/cuda' if is_toolkit('/usr/local/cuda') else ''
+
+
+# headers that torch's ATen/cuda/CUDAContextLight.h includes; a toolkit installed without its
+# math libraries lacks them, while torch's own nvidia-* wheels carry them
+MATH_HEADERS = ('cusparse.h', 'cublas_v2.h', 'cusolverDn.h', 'curand.h', 'cufft.h')
+
+
+def find_math_includes(cuda_home, site_dirs):
+    """Include folders of torch's nvidia wheels for the MATH_HEADERS that ``cuda_home`` lacks
+    (``<site>/nvidia/cu13/include`` for CUDA 13, ``<site>/nvidia/<lib>/include`` for 12)."""
+    have = set()
+    for inc in (osp.join(cuda_home, 'include'),
+                osp.join(cuda_home, 'targets', 'x86_64-linux', 'include')):
+        have |= {h for h in MATH_HEADERS if osp.isfile(osp.join(inc, h))}
+    dirs = []
+    for site in site_dirs:
+        for inc in sorted(glob.glob(osp.join(site, 'nvidia', '*', 'include'))):
+            found = {h for h in MATH_HEADERS if osp.isfile(osp.join(inc, h))} - have
+            if found:
+                have |= found
+                dirs.append(inc)
+    return dirs
+
+
+def torch_site_dirs():
+    """site-packages folders of the interpreter whose torch builds the extension."""
+    out = _probe('import site, sys; print("\\n".join(site.getsitepackages() + '
+                 '[site.getusersitepackages()]))')
+    return [d for d in (out or '').splitlines() if osp.isdir(d)]
+
+
 @functools.lru_cache(maxsize=None)
 def _torch_facts():
     """torch, torch_cuda, torch_cxx, gpu from one import of torch."""
@@ -304,7 +363,14 @@ def main(argv=None):
                       PLAN_TORCH_PIN=' '.join(plan['torch_pin']), PLAN_MMCV=plan['mmcv'],
                       PLAN_MMCV_TRY=' '.join(plan['mmcv_try']),
                       PLAN_FORCE_CUDA=plan['force_cuda'], PLAN_CXX_STD=plan['cxx_std'],
-                      PLAN_NVCC=find_nvcc() or '', PLAN_ARCH_LIST=plan['arch_list'])
+                      PLAN_NVCC=find_nvcc() or '', PLAN_ARCH_LIST=plan['arch_list'],
+                      PLAN_CUDA_HOME='', PLAN_CUDA_CPATH='')
+        if plan['target'] == 'cuda' and plan['mmcv'] == 'build':
+            home = find_cuda_home()
+            values['PLAN_CUDA_HOME'] = home
+            values['PLAN_NVCC'] = osp.join(home, 'bin', 'nvcc') if home else values['PLAN_NVCC']
+            values['PLAN_CUDA_CPATH'] = ':'.join(
+                find_math_includes(home, torch_site_dirs())) if home else ''
         for k, v in values.items():
             print(f'{k}={shlex.quote(v)}')
     else:

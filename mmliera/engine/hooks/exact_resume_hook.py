@@ -40,12 +40,18 @@ def get_rng_state():
     return state
 
 
+def _cpu(t):
+    """A generator state as the CPU ByteTensor torch wants: mmengine's resume maps every tensor
+    of a checkpoint to the GPU on a CUDA machine (``map_location='default'``)."""
+    return t.cpu() if isinstance(t, torch.Tensor) else t
+
+
 def set_rng_state(state):
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(_cpu(state['torch']))
     np.random.set_state(state['numpy'])
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        torch.cuda.set_rng_state_all([_cpu(s) for s in state['cuda']])
 
 
 def rank_state_file(checkpoint, rank):
@@ -164,7 +170,7 @@ class ExactResumeHook(Hook):
             set_rng_state(saved['state'])
             gen = _train_generator(runner)
             if gen is not None and saved.get('loader') is not None:
-                gen.set_state(saved['loader'])
+                gen.set_state(_cpu(saved['loader']))
 
         loop = runner.train_loop
         if hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop skips runner.iter batches
