@@ -32,7 +32,8 @@ setup(
         'setuptools>=77.0.3,<81',
     ],
     extras_require={
-        'tests': ['pytest>=7'],
+        # the linters of .pre-commit-config.yaml, checked by tests/test_lint.py
+        'tests': ['pytest>=7', 'flake8>=7', 'isort>=5.13', 'yapf==0.43.0'],
         # peft pulls transformers; >=4.47 breaks `import mmpretrain.models` (its BLIP module)
         'benchmark': ['peft>=0.17', 'transformers>=4.40,<4.47'],
     },

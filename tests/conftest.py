@@ -6,8 +6,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-import mmliera  # noqa: E402,F401  (registers everything)
 from helpers import DEMO, PRETRAIN, run, write_cfg  # noqa: E402
+
+import mmliera  # noqa: E402,F401  (registers everything)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -41,7 +42,8 @@ def demo_run(tmp_path_factory):
     """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule."""
     tmp = tmp_path_factory.mktemp('demo')
     pretrained = tmp / 'pretrained' / 'backbone.pth'
-    cfg = write_cfg(tmp / 'demo_short.py', DEMO, f"""
+    cfg = write_cfg(
+        tmp / 'demo_short.py', DEMO, f"""
 pretrained = '{pretrained}'
 model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
 train_cfg = dict(max_iters=60, val_interval=60)
@@ -60,5 +62,4 @@ custom_hooks = [
 """)
     work = tmp / 'work'
     out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
-    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained,
-                ckpt=str(work / 'iter_60.pth'))
+    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained, ckpt=str(work / 'iter_60.pth'))

@@ -33,7 +33,11 @@ def run(cmd, env=None, timeout=900, expect_fail=False):
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, ROOT]))
     full_env.update(env or {})
     done = subprocess.run([sys.executable if c == 'python' else c for c in cmd],
-                          capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+                          capture_output=True,
+                          text=True,
+                          env=full_env,
+                          timeout=timeout,
+                          cwd=ROOT)
     out = done.stdout + done.stderr
     assert (done.returncode != 0) if expect_fail else (done.returncode == 0), out[-6000:]
     return out
@@ -71,8 +75,10 @@ def assert_adapters_trained(backbone, x, min_rel_change=1e-3):
     from mmliera import adapter_layers
     layers = {n: m for n, m in adapter_layers(backbone).items() if m.lora_B.requires_grad}
     assert layers, 'no trainable adapter'
-    still = [n for n, m in layers.items() if torch.equal(
-        m.lora_B, m.lora_B0 if m.lora_B0 is not None else torch.zeros_like(m.lora_B))]
+    still = [
+        n for n, m in layers.items()
+        if torch.equal(m.lora_B, m.lora_B0 if m.lora_B0 is not None else torch.zeros_like(m.lora_B))
+    ]
     assert not still, f'{len(still)} of {len(layers)} adapters never moved: {still[:5]}'
     backbone.eval()
     x = x.to(next(backbone.parameters()).device)  # the backbone may sit on a GPU
@@ -97,8 +103,11 @@ def mmliera_types():
     for mod in (det_registry, engine_registry):
         for reg in vars(mod).values():
             if isinstance(reg, engine_registry.Registry):
-                names |= {k for k, v in reg.module_dict.items()
-                          if getattr(v, '__module__', '').startswith('mmliera')}
+                names |= {
+                    k
+                    for k, v in reg.module_dict.items()
+                    if getattr(v, '__module__', '').startswith('mmliera')
+                }
     assert {'LieRAConvNeXt', 'LieRA', 'LieRAFreezeHook', 'LieRARunner'} <= names
     return names
 
@@ -144,4 +153,3 @@ def hidden_cuda():
             os.environ.pop('CUDA_VISIBLE_DEVICES', None)
         else:
             os.environ['CUDA_VISIBLE_DEVICES'] = old
-

@@ -19,10 +19,10 @@ CONVS = {
     'stem4x4': dict(in_channels=3, out_channels=8, kernel_size=4, stride=4),
     'dilation2': dict(in_channels=4, out_channels=5, kernel_size=3, dilation=2, padding=2),
     'same': dict(in_channels=4, out_channels=5, kernel_size=4, padding='same'),
-    'reflect': dict(in_channels=4, out_channels=5, kernel_size=3, padding=1,
-                    padding_mode='reflect'),
-    'circular': dict(in_channels=4, out_channels=5, kernel_size=3, padding=2,
-                     padding_mode='circular'),
+    'reflect':
+    dict(in_channels=4, out_channels=5, kernel_size=3, padding=1, padding_mode='reflect'),
+    'circular':
+    dict(in_channels=4, out_channels=5, kernel_size=3, padding=2, padding_mode='circular'),
     'nonsquare': dict(in_channels=4, out_channels=6, kernel_size=(3, 5), padding=(1, 2)),
     'nobias': dict(in_channels=4, out_channels=6, kernel_size=3, bias=False),
 }
@@ -98,8 +98,8 @@ def adapted_case(case, mode):
         layer = LieRALinear.from_module(nn.Linear(7, 5).double(), rank=2, alpha=3.0, mode=mode)
         x = torch.randn((3, 7) if case == 'linear2d' else (2, 3, 7), dtype=torch.float64)
     else:
-        layer = LieRAConv2d.from_module(nn.Conv2d(**CONVS[case]).double(), rank=3, alpha=4.0,
-                                        mode=mode)
+        layer = LieRAConv2d.from_module(
+            nn.Conv2d(**CONVS[case]).double(), rank=3, alpha=4.0, mode=mode)
         x = torch.randn(2, layer.in_channels, 11, 12, dtype=torch.float64)
     randomize(layer)
     return layer, x
@@ -124,8 +124,10 @@ def test_output_and_gradients_match_reference(case, mode, trains):
     ref = {'A': layer.lora_A, 'B': layer.lora_B, 'x': x, 'W': layer.weight}
     if has_bias:
         ref['bias'] = layer.bias
-    ref = {k: v.detach().clone().requires_grad_(k in ('A', 'B', 'x') or v.requires_grad)
-           for k, v in ref.items()}
+    ref = {
+        k: v.detach().clone().requires_grad_(k in ('A', 'B', 'x') or v.requires_grad)
+        for k, v in ref.items()
+    }
     W = reference_weight(ref['W'], ref['A'], ref['B'], layer.scaling, mode)
     expected = reference_op(layer, ref['x'], W, ref.get('bias'))
     xl = x.clone().requires_grad_()
@@ -180,10 +182,10 @@ def test_gradcheck_factors(mode):
             with torch.no_grad():
                 layer.lora_A.copy_(A0)
                 layer.lora_B.copy_(B0)
-            return torch.func.functional_call(layer, {'lora_A': A, 'lora_B': B}, (x,))
+            return torch.func.functional_call(layer, {'lora_A': A, 'lora_B': B}, (x, ))
 
-        assert torch.autograd.gradcheck(f, (A0.clone().requires_grad_(),
-                                            B0.clone().requires_grad_()))
+        assert torch.autograd.gradcheck(f,
+                                        (A0.clone().requires_grad_(), B0.clone().requires_grad_()))
 
 
 @pytest.mark.parametrize('mode', MODES)
@@ -207,8 +209,9 @@ def test_dropout_path_is_base_plus_update_on_dropped_input(mode):
 @pytest.mark.parametrize('mode', MODES)
 def test_merge_unmerge_bit_exact(mode):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), nn.Conv2d(8, 8, 7, padding=3, groups=8),
-                          nn.Flatten(), nn.Linear(8 * 16, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 4, stride=4), nn.Conv2d(8, 8, 7, padding=3, groups=8), nn.Flatten(),
+        nn.Linear(8 * 16, 5))
     inject_adapters(model, rank=4, mode=mode)
     for i, layer in enumerate(mmliera.adapter_layers(model).values()):
         randomize(layer, seed=i)
@@ -366,14 +369,14 @@ def test_merge_twice_and_unmerge_unmerged_warn_and_change_nothing():
 
 
 def test_model_wide_exact_zeros_warning():
-    from mmliera.adapters import warn_exact_zeros
+    from mmliera.models.peft import warn_exact_zeros
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(4, 4), nn.Linear(4, 4))
     with torch.no_grad():
         model[0].weight[0] = 0  # 27 zeros
         model[1].weight[:, 0] = 0  # 4 zeros
         model[2].weight[0, 0] = 0  # 1 zero, but mode 'lora' can move it
-    inject_adapters(model, rank=2, targets=['0', '1', dict(pattern='2', mode='lora')],
-                    check_zeros=False)
+    inject_adapters(
+        model, rank=2, targets=['0', '1', dict(pattern='2', mode='lora')], check_zeros=False)
     with pytest.warns(UserWarning) as rec:
         assert warn_exact_zeros(model) == 31
     assert len(rec) == 1

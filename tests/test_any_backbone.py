@@ -5,20 +5,33 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, assert_adapters_trained
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from helpers import ROOT, assert_adapters_trained
 from mmliera import adapter_layers
 
 BACKBONES = {
-    'resnet50': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                     frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
-                     norm_eval=True, style='pytorch'),
-    'swin-t': dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
-                   num_heads=[3, 6, 12, 24], window_size=7, out_indices=(0, 1, 2, 3)),
-    'vit': dict(type='mmpretrain.VisionTransformer', arch='deit-tiny', img_size=64,
-                patch_size=16),
+    'resnet50':
+    dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch'),
+    'swin-t':
+    dict(
+        type='SwinTransformer',
+        embed_dims=96,
+        depths=[2, 2, 6, 2],
+        num_heads=[3, 6, 12, 24],
+        window_size=7,
+        out_indices=(0, 1, 2, 3)),
+    'vit':
+    dict(type='mmpretrain.VisionTransformer', arch='deit-tiny', img_size=64, patch_size=16),
 }
 
 
@@ -56,8 +69,8 @@ def test_same_module_names_checkpoint_identity_and_freezing(name):
 
 def test_frozen_stages_and_targets():
     bb = dict(BACKBONES['resnet50'], frozen_stages=1)
-    m = MODELS.build(dict(type='LieRA', backbone=bb,
-                          adapter=dict(rank=2, targets=[r'layer\d\.\d+\.conv2'])))
+    m = MODELS.build(
+        dict(type='LieRA', backbone=bb, adapter=dict(rank=2, targets=[r'layer\d\.\d+\.conv2'])))
     assert all(n.endswith('conv2') for n in m.liera_layers) and len(m.liera_layers) == 16
     assert not m.layer1[0].conv2.lora_A.requires_grad  # frozen stage: adapters frozen too
     assert m.layer2[0].conv2.lora_A.requires_grad
@@ -69,8 +82,8 @@ def test_clear_errors():
     with pytest.raises(KeyError, match="backbone type 'ResNetX' is not registered"):
         MODELS.build(dict(type='LieRA', backbone=dict(type='ResNetX', depth=50)))
     with pytest.raises(ValueError, match="target 'nothing' matched no module of ResNet"):
-        MODELS.build(dict(type='LieRA', backbone=BACKBONES['resnet50'],
-                          adapter=dict(targets=['nothing'])))
+        MODELS.build(
+            dict(type='LieRA', backbone=BACKBONES['resnet50'], adapter=dict(targets=['nothing'])))
     with pytest.raises(TypeError, match='LieRA needs backbone=dict'):
         MODELS.build(dict(type='LieRA', backbone='ResNet'))
 
@@ -78,10 +91,10 @@ def test_clear_errors():
 @pytest.mark.parametrize('config,channels', [('liera_maskrcnn_r50.py', [256, 512, 1024, 2048]),
                                              ('liera_maskrcnn_swin-t.py', [96, 192, 384, 768])])
 def test_config_trains_on_demo_data_with_loss_falling(config, channels, tmp_path):
-    from mmliera.engine.runner.launch import build_runner
+    from mmliera.cli.launch import build_runner
     src = Config.fromfile(os.path.join(ROOT, 'configs', config))
-    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo',
-                                       'liera_maskrcnn_convnextv2-atto_synthetic.py'))
+    cfg = Config.fromfile(
+        os.path.join(ROOT, 'configs', 'demo', 'liera_maskrcnn_convnextv2-atto_synthetic.py'))
     backbone = src.model.backbone
     backbone.backbone.init_cfg = None  # no download here
     if backbone.backbone.type == 'ResNet':

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from mmliera import LieRAConv2d, LieRALinear
-from mmliera.adapters.functional import MODES
+from mmliera.models.peft.formulas import MODES
 
 LAYERS = {  # name -> (layer factory, input shape); activations never W-sized
     'dense3x3': (lambda mode: LieRAConv2d(32, 48, 3, padding=1, rank=4, mode=mode), (2, 32, 9, 9)),

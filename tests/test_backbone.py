@@ -4,10 +4,10 @@ import torch
 from mmdet.registry import MODELS
 
 from mmliera import LieRAConvNeXt, adapter_layers
-from mmliera.counting import adapter_counts
+from mmliera.models.param_report import adapter_counts
 
-V2 = dict(use_grn=True, layer_scale_init_value=0., out_indices=[0, 1, 2, 3],
-          gap_before_final_norm=False)
+V2 = dict(
+    use_grn=True, layer_scale_init_value=0., out_indices=[0, 1, 2, 3], gap_before_final_norm=False)
 
 
 def build(**kw):
@@ -32,8 +32,8 @@ def test_default_targets_cover_stem_downsample_depthwise_pointwise():
     kinds = adapter_counts(m)
     assert kinds['stem'][0] == 1 and kinds['downsample'][0] == 3
     assert kinds['depthwise'][0] == sum(m.depths) and kinds['pointwise'][0] == 2 * sum(m.depths)
-    assert m.liera_adapter == dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None,
-                                  dora=False, init='default')
+    assert m.liera_adapter == dict(
+        mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None, dora=False, init='default')
     assert all(layer.rank == 16 and layer.alpha == 32 for layer in adapter_layers(m).values())
 
 
@@ -76,8 +76,9 @@ def test_pretrained_checkpoint_loads_into_frozen_weights(tmp_path):
     ckpt = tmp_path / 'convnext-v2-atto.pth'
     torch.save({'meta': {'epoch': 1}, 'state_dict': sd}, ckpt)
 
-    m = build(adapter=dict(rank=4),
-              init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    m = build(
+        adapter=dict(rank=4),
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
     A_before = {n: l.lora_A.detach().clone() for n, l in adapter_layers(m).items()}
     m.init_weights()
     for k, v in plain.state_dict().items():
@@ -101,8 +102,8 @@ def test_paper_adapter_counts_convnext_v2_base(rank, expected):
 
 
 def test_layer_decay_constructor_works():
-    from mmdet.engine.optimizers import LearningRateDecayOptimizerConstructor
     from helpers import atto_detector_cfg
+    from mmdet.engine.optimizers import LearningRateDecayOptimizerConstructor
     det = MODELS.build(atto_detector_cfg().model)
     ctor = LearningRateDecayOptimizerConstructor(
         dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)),

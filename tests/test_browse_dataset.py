@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from helpers import ROOT
 from tiny_demo import tiny_transfer_cfg
 
@@ -15,8 +14,12 @@ def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
     import cv2
     cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py')
     out = tmp_path / 'preview.png'
-    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'test', '--num', '3',
-                           '--cols', '2', '--out', str(out)], capture_output=True, text=True)
+    done = subprocess.run([
+        sys.executable, TOOL, cfg, '--split', 'test', '--num', '3', '--cols', '2', '--out',
+        str(out)
+    ],
+                          capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
     assert 'wrote' in done.stdout and '3 test images of TransferCocoDataset' in done.stdout
     grid = cv2.imread(str(out))
@@ -30,8 +33,10 @@ def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
 
 def test_a_missing_split_is_one_error_line(tmp_path):
     cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py')
-    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'val'], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'val'],
+                          capture_output=True,
+                          text=True,
+                          cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == \
         f'error: {cfg} has no val_dataloader; choose another --split'

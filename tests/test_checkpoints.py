@@ -5,15 +5,15 @@ import sys
 
 import pytest
 import torch
+from helpers import atto_detector_cfg, maps, mmliera_parts, run, write_cfg
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from helpers import atto_detector_cfg, maps, mmliera_parts, run, write_cfg
 from mmliera import (AdapterCheckpointError, adapter_layers, load_adapter_checkpoint,
                      save_adapter_checkpoint)
 from mmliera.checkpoint import adapter_state_dict
-from mmliera.engine.safe_load import mmengine_safe_globals, safe_load
+from mmliera.checkpoint.safe_load import mmengine_safe_globals, safe_load
 
 
 def build(cfg_path, **adapter):
@@ -63,10 +63,12 @@ def test_roundtrip_holds_only_what_training_changed(demo_run, tmp_path):
         keys = set(f.keys())
     assert len(keys) == n
     assert all(not k.startswith('backbone.') or k.endswith(('lora_A', 'lora_B')) for k in keys)
-    assert {f'{name}.{f}' for name in adapter_layers(model.backbone)
-            for f in ('lora_A', 'lora_B')} <= {k[len('backbone.'):] for k in keys}
-    assert any(k.startswith('roi_head.') for k in keys) and any(k.startswith('neck.')
-                                                               for k in keys)
+    assert {f'{name}.{f}'
+            for name in adapter_layers(model.backbone)
+            for f in ('lora_A', 'lora_B')} <= {k[len('backbone.'):]
+                                               for k in keys}
+    assert any(k.startswith('roi_head.') for k in keys)
+    assert any(k.startswith('neck.') for k in keys)
     assert not any(k.endswith('depthwise_conv.weight') for k in keys)
 
 
@@ -75,8 +77,8 @@ def _assert_untouched(model, before):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize('what', ['rank', 'mode', 'arch', 'truncated', 'not_safetensors',
-                                  'other_format'])
+@pytest.mark.parametrize('what',
+                         ['rank', 'mode', 'arch', 'truncated', 'not_safetensors', 'other_format'])
 def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
     path = str(demo_run['work'] / 'adapters_last.safetensors')
     if what == 'rank':
@@ -112,8 +114,10 @@ def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
 
 def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
     out_dir = tmp_path / 'export'
-    run([sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
-         str(out_dir)])
+    run([
+        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
+        str(out_dir)
+    ])
     plain_cfg = Config.fromfile(str(out_dir / 'config.py'))
     assert plain_cfg.model.backbone.type == 'mmpretrain.ConvNeXt'
     assert mmliera_parts(plain_cfg) == []
@@ -132,13 +136,12 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
     # mmdet's own test tool, without mmliera imported, gives the same COCO mAP
     import mmdet
     mmdet_test = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
-    script = (
-        'import runpy, sys\n'
-        f'sys.argv = ["test.py", {str(out_dir / "config.py")!r}, '
-        f'{str(out_dir / "model.pth")!r}, "--work-dir", {str(tmp_path / "w")!r}]\n'
-        f'runpy.run_path({mmdet_test!r}, run_name="__main__")\n'
-        'assert "mmliera" not in sys.modules, "mmliera was imported"\n'
-        'print("MMLIERA_NOT_IMPORTED")\n')
+    script = ('import runpy, sys\n'
+              f'sys.argv = ["test.py", {str(out_dir / "config.py")!r}, '
+              f'{str(out_dir / "model.pth")!r}, "--work-dir", {str(tmp_path / "w")!r}]\n'
+              f'runpy.run_path({mmdet_test!r}, run_name="__main__")\n'
+              'assert "mmliera" not in sys.modules, "mmliera was imported"\n'
+              'print("MMLIERA_NOT_IMPORTED")\n')
     out = run([sys.executable, '-c', script], env=dict(PYTHONPATH=''))
     assert 'MMLIERA_NOT_IMPORTED' in out
     # merged weights are W' rounded once to float32 (the adapted model rounds inside the op):
@@ -149,11 +152,16 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
 
 def test_export_from_adapter_only_checkpoint(demo_run, tmp_path):
     out_dir = tmp_path / 'export2'
-    run([sys.executable, 'tools/merge_adapters.py', demo_run['cfg'],
-         str(demo_run['work'] / 'adapters_last.safetensors'), str(out_dir)])
+    run([
+        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'],
+        str(demo_run['work'] / 'adapters_last.safetensors'),
+        str(out_dir)
+    ])
     a = torch.load(out_dir / 'model.pth', weights_only=True)['state_dict']
-    run([sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
-         str(tmp_path / 'export3')])
+    run([
+        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
+        str(tmp_path / 'export3')
+    ])
     b = torch.load(tmp_path / 'export3' / 'model.pth', weights_only=True)['state_dict']
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -167,7 +175,7 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_p
     class Evil:
 
         def __reduce__(self):
-            return (os.system, ('echo pwned',))
+            return (os.system, ('echo pwned', ))
 
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'x': Evil()}, evil)
@@ -176,7 +184,8 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_p
 
 
 def test_kill_and_resume_is_bit_identical(demo_run, tmp_path):
-    cfg = write_cfg(tmp_path / 'resume.py', demo_run['cfg'], """
+    cfg = write_cfg(
+        tmp_path / 'resume.py', demo_run['cfg'], """
 custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
 train_cfg = dict(max_iters=8, val_interval=1000)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
@@ -186,8 +195,10 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='KillAfterIterHook')]
     base = [sys.executable, 'tools/train.py', cfg]
     run(base + ['--work-dir', str(tmp_path / 'straight')])
     killed = tmp_path / 'killed'
-    out = run(base + ['--work-dir', str(killed)], env=dict(MMLIERA_TEST_KILL_AFTER_ITER='4'),
-              expect_fail=True)
+    out = run(
+        base + ['--work-dir', str(killed)],
+        env=dict(MMLIERA_TEST_KILL_AFTER_ITER='4'),
+        expect_fail=True)
     assert 'killed after iteration 4' in out and not (killed / 'iter_8.pth').exists()
     out = run(base + ['--work-dir', str(killed), '--resume'])
     assert 'resumed epoch: 0, iter: 4' in out
@@ -216,8 +227,11 @@ def _perturbed(**adapter):
     return model
 
 
-@pytest.mark.parametrize('variant', [dict(), dict(dora=True), dict(init='pissa'),
-                                     dict(dora=True, init='pissa', mode='exp')])
+@pytest.mark.parametrize(
+    'variant',
+    [dict(), dict(dora=True),
+     dict(init='pissa'),
+     dict(dora=True, init='pissa', mode='exp')])
 def test_variants_round_trip_exactly(tmp_path, variant):
     src = _perturbed(**variant)
     path = tmp_path / 'a.safetensors'
@@ -287,8 +301,10 @@ def test_adapter_file_errors_name_the_problem_and_load_nothing(small_file, tmp_p
         if 'shape' in what:
             model.neck.lateral_convs[0].conv.weight.data = torch.zeros(256, 40, 1, 1)
     elif what == 'newer_version':
-        path = _rewrite(small_file, tmp_path / 'v.safetensors',
-                        change_meta=lambda m: m.__setitem__('version', '2'))
+        path = _rewrite(
+            small_file,
+            tmp_path / 'v.safetensors',
+            change_meta=lambda m: m.__setitem__('version', '2'))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(AdapterCheckpointError, match=msg):
         load_adapter_checkpoint(model, path)
@@ -302,6 +318,7 @@ def test_safe_load_getattr_allow_list(tmp_path):
     from mmengine.logging.history_buffer import HistoryBuffer
 
     class Lookup:
+
         def __init__(self, obj, name, *default):
             self.args = (obj, name, *default)
 
@@ -317,6 +334,7 @@ def test_safe_load_getattr_allow_list(tmp_path):
                               (buf, 'mean', None)]):
         bad = tmp_path / f'bad{i}.pth'
         torch.save({'x': Lookup(*args)}, bad)
-        with pytest.raises(pickle.UnpicklingError, match=rf"refusing getattr\(\w+, "
-                                                         rf"'{args[1]}'\)"):
+        with pytest.raises(
+                pickle.UnpicklingError, match=rf"refusing getattr\(\w+, "
+                rf"'{args[1]}'\)"):
             safe_load(str(bad))

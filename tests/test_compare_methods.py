@@ -6,29 +6,32 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT
-from tiny_demo import TRANSFER, tiny_transfer_cfg as tiny_method
+from tiny_demo import TRANSFER
+from tiny_demo import tiny_transfer_cfg as tiny_method
 
 TOOL = os.path.join(ROOT, 'tools', 'compare_methods.py')
 
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, TOOL, *args],
+                          capture_output=True,
+                          text=True,
                           timeout=600)
 
 
 @pytest.fixture(scope='module')
 def comparison(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('compare')
-    methods = [tiny_method(tmp, 'lora', 'lora.py'),
-               tiny_method(tmp, 'liera', 'liera_taylor.py'),
-               # fails in the train subprocess (the optimizer refuses it)
-               tiny_method(tmp, 'broken', 'lora.py',
-                           'optim_wrapper = dict(optimizer=dict(lr=-1.0))\n'),
-               # fails before any run: the model does not build
-               tiny_method(tmp, 'unbuildable', 'lora.py',
-                           "model = dict(backbone=dict(adapter=dict(mode='bogus')))\n")]
+    methods = [
+        tiny_method(tmp, 'lora', 'lora.py'),
+        tiny_method(tmp, 'liera', 'liera_taylor.py'),
+        # fails in the train subprocess (the optimizer refuses it)
+        tiny_method(tmp, 'broken', 'lora.py', 'optim_wrapper = dict(optimizer=dict(lr=-1.0))\n'),
+        # fails before any run: the model does not build
+        tiny_method(tmp, 'unbuildable', 'lora.py',
+                    "model = dict(backbone=dict(adapter=dict(mode='bogus')))\n")
+    ]
     work = tmp / 'work'
     first = run_tool(*methods, '--seeds', '0', '--work-dir', str(work))
     return tmp, methods, work, first
@@ -42,8 +45,8 @@ def test_runs_end_to_end_and_writes_json_csv_table_and_plot(comparison):
     assert '[2/4] liera seed 0: bbox' in out and 'ETA' in out
     assert '[3/4] broken seed 0: FAILED (train exit status 1: ValueError: Invalid learning ' \
         'rate: -1.0); log: ' in out
-    assert "[4/4] unbuildable seed 0: FAILED (the config does not build: ValueError: " \
-        "downsample_layers.0.0: unknown LieRA mode 'bogus'" in out
+    assert "[4/4] unbuildable seed 0: FAILED (the config does not build: AdapterConfigError: " \
+        "adapter: unknown LieRA mode 'bogus'" in out
     assert '2 of 4 runs failed: broken seed 0; unbuildable seed 0' in out
 
     results = json.loads((work / 'results.json').read_text())
@@ -67,9 +70,10 @@ def test_runs_end_to_end_and_writes_json_csv_table_and_plot(comparison):
 
     csv_lines = (work / 'results.csv').read_text().splitlines()
     assert csv_lines[0].startswith('method,seed,status,bbox_mAP,segm_mAP')
-    assert [ln.split(',')[:3] for ln in csv_lines[1:]] == [
-        ['lora', '0', 'ok'], ['liera', '0', 'ok'], ['broken', '0', 'failed'],
-        ['unbuildable', '0', 'failed']]
+    assert [ln.split(',')[:3] for ln in csv_lines[1:]] == [['lora', '0', 'ok'],
+                                                           ['liera', '0', 'ok'],
+                                                           ['broken', '0', 'failed'],
+                                                           ['unbuildable', '0', 'failed']]
 
     table = (work / 'table.md').read_text().splitlines()
     rows = {ln.split('|')[1].strip(): ln for ln in table if ln.startswith('| ')}
@@ -85,7 +89,7 @@ def test_runs_end_to_end_and_writes_json_csv_table_and_plot(comparison):
 
 
 def test_plot_has_one_marker_per_method_that_ran(comparison):
-    from mmliera.method_comparison import plot, summarise
+    from mmliera.cli.compare import plot, summarise
     tmp, methods, work, _ = comparison
     results = json.loads((work / 'results.json').read_text())
     rows = summarise(results, [(n, None) for n in ('lora', 'liera', 'broken', 'unbuildable')])
@@ -111,10 +115,11 @@ def test_restart_skips_what_is_done_and_retries_failures(comparison):
     # another seed of one method in the same folder: only it runs, the rest is kept
     more = run_tool(methods[0], '--seeds', '0', '1', '--work-dir', str(work))
     assert more.returncode == 0, more.stdout + more.stderr
-    assert '[1/2] lora seed 0: done earlier' in more.stdout and '[2/2] lora seed 1: bbox' in more.stdout
+    assert '[1/2] lora seed 0: done earlier' in more.stdout
+    assert '[2/2] lora seed 1: bbox' in more.stdout
     runs = json.loads((work / 'results.json').read_text())['runs']
-    assert [(r['method'], r['seed']) for r in runs] == [
-        ('lora', 0), ('lora', 1), ('liera', 0), ('broken', 0), ('unbuildable', 0)]
+    assert [(r['method'], r['seed']) for r in runs] == [('lora', 0), ('lora', 1), ('liera', 0),
+                                                        ('broken', 0), ('unbuildable', 0)]
     table = (work / 'table.md').read_text()
     assert '| lora |' in table and '| liera |' in table and '| broken |' in table
     lora_row = next(ln for ln in table.splitlines() if ln.startswith('| lora |'))
@@ -122,7 +127,7 @@ def test_restart_skips_what_is_done_and_retries_failures(comparison):
 
 
 def test_changed_config_is_run_again(tmp_path, comparison):
-    from mmliera.method_comparison import fingerprint
+    from mmliera.cli.compare import fingerprint
     tmp, methods, work, _ = comparison
     a = fingerprint(methods[0], {})
     assert fingerprint(methods[0], {}) == a
@@ -131,13 +136,30 @@ def test_changed_config_is_run_again(tmp_path, comparison):
 
 
 def test_table_statistics_and_failures():
-    from mmliera.method_comparison import markdown_table, summarise
-    runs = [dict(method='a', config='a.py', seed=s, status='ok', bbox_mAP=v, segm_mAP=v / 2,
-                 sec_per_iter=1.0, peak_memory_mib=10.0, memory_kind='cpu peak RSS',
-                 trainable_params=120, backbone_trainable_params=20)
-            for s, v in ((0, 0.2), (1, 0.4), (2, 0.6))]
-    runs.append(dict(method='b', config='b.py', seed=0, status='failed', error='error: x|y',
-                     trainable_params=100, backbone_trainable_params=0))
+    from mmliera.cli.compare import markdown_table, summarise
+    runs = [
+        dict(
+            method='a',
+            config='a.py',
+            seed=s,
+            status='ok',
+            bbox_mAP=v,
+            segm_mAP=v / 2,
+            sec_per_iter=1.0,
+            peak_memory_mib=10.0,
+            memory_kind='cpu peak RSS',
+            trainable_params=120,
+            backbone_trainable_params=20) for s, v in ((0, 0.2), (1, 0.4), (2, 0.6))
+    ]
+    runs.append(
+        dict(
+            method='b',
+            config='b.py',
+            seed=0,
+            status='failed',
+            error='error: x|y',
+            trainable_params=100,
+            backbone_trainable_params=0))
     rows = summarise(dict(runs=runs), [('a', 'a.py'), ('b', 'b.py')])
     mean, std = rows[0]['bbox_mAP']
     assert mean == pytest.approx(0.4) and std == pytest.approx(0.2)  # sample std (n - 1)
@@ -148,12 +170,14 @@ def test_table_statistics_and_failures():
 
 @pytest.mark.parametrize('args,msg', [
     (['missing.py'], 'method missing: config missing.py does not exist'),
-    ([os.path.join(TRANSFER, 'lora.py'), 'x=' + os.path.join(TRANSFER, 'lora.py'),
-      'lora=' + os.path.join(TRANSFER, 'dora.py')], "method name 'lora' is given twice"),
+    ([
+        os.path.join(TRANSFER, 'lora.py'), 'x=' + os.path.join(TRANSFER, 'lora.py'),
+        'lora=' + os.path.join(TRANSFER, 'dora.py')
+    ], "method name 'lora' is given twice"),
     ([os.path.join(TRANSFER, 'lora.py'), '--seeds', '1', '1'], '--seeds has repeats'),
 ])
 def test_bad_requests_are_refused_before_anything_runs(tmp_path, args, msg):
-    from mmliera.method_comparison import ComparisonError, main
+    from mmliera.cli.compare import ComparisonError, main
     with pytest.raises(ComparisonError) as e:
         main(args + ['--work-dir', str(tmp_path / 'w')])
     assert str(e.value).startswith(msg)
@@ -164,4 +188,5 @@ def test_a_bad_request_is_one_error_line(tmp_path):
     done = run_tool('missing.py', '--work-dir', str(tmp_path / 'w'))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        'error: method missing: config missing.py does not exist']
+        'error: method missing: config missing.py does not exist'
+    ]

@@ -5,11 +5,11 @@ import re
 import sys
 
 import pytest
+from helpers import ROOT, run
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from helpers import ROOT, run
-from mmliera.adapters import is_adapter_factor
+from mmliera.models.peft import is_adapter_factor
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 
@@ -30,13 +30,13 @@ def test_config_builds(path):
 def test_paper_config_settings():
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
     bb = cfg.model.backbone
-    assert (bb.type, bb.arch, bb.use_grn, bb.layer_scale_init_value) == (
-        'LieRAConvNeXt', 'base', True, 0.)
+    assert (bb.type, bb.arch, bb.use_grn, bb.layer_scale_init_value) == ('LieRAConvNeXt', 'base',
+                                                                         True, 0.)
     assert bb.adapter == dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None)
     assert bb.init_cfg.checkpoint.startswith('https://download.openmmlab.com/mmclassification/'
                                              'v0/convnext-v2/convnext-v2-base_3rdparty-fcmae')
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                                               weight_decay=0.05)
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
     assert cfg.auto_scale_lr.base_batch_size == 32 and cfg.train_cfg.max_epochs == 12
     assert cfg.val_evaluator.metric == ['bbox', 'segm']
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
@@ -46,8 +46,11 @@ def test_paper_config_settings():
                                              ('liera_maskrcnn_convnextv2_r32.py', 32, 34_542_208),
                                              ('lora_maskrcnn_convnextv2_r32.py', 32, 34_542_208)])
 def test_count_tool_prints_paper_counts(name, rank, total):
-    out = run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'),
-               os.path.join(ROOT, 'configs', name)])
+    out = run([
+        sys.executable,
+        os.path.join(ROOT, 'tools', 'count_params.py'),
+        os.path.join(ROOT, 'configs', name)
+    ])
     assert re.search(rf'^total\s+112\s+{total:,}$', out, re.M), out
     for kind in ('stem', 'downsample', 'depthwise', 'pointwise'):
         assert re.search(rf'^{kind}\s+\d+\s+[\d,]+$', out, re.M)
@@ -57,8 +60,9 @@ def test_count_tool_prints_paper_counts(name, rank, total):
 
 def test_count_tool_sizes_match_the_tensors():
     from helpers import DEMO
-    from mmliera.cli import build_model_from_config
-    from mmliera.engine.runner.liera_runner import freeze_hooks_of
+
+    from mmliera.apis.model import build_model_from_config
+    from mmliera.engine.hooks.freeze_hook import freeze_hooks_of
     out = run([sys.executable, os.path.join(ROOT, 'tools', 'count_params.py'), DEMO, '--sizes'])
     adapter = re.search(r'^adapter-only \(\.safetensors\)\s+([\d.]+) MB$', out, re.M)
     full = re.search(r'^full state dict \(\.pth\)\s+([\d.]+) MB  \(([\d.]+)x\)$', out, re.M)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from helpers import maps, run
+
 from mmliera import LieRAConv2d, LieRALinear
-from mmliera.adapters.functional import MODES
+from mmliera.models.peft.formulas import MODES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
@@ -46,8 +46,7 @@ def reference(layer, x, A, B, mode):
     return y, (A, B, x, bias)
 
 
-@pytest.mark.parametrize('amp', [None, torch.float16, torch.bfloat16],
-                         ids=['fp32', 'fp16', 'bf16'])
+@pytest.mark.parametrize('amp', [None, torch.float16, torch.bfloat16], ids=['fp32', 'fp16', 'bf16'])
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_layer_on_cuda_matches_float64_cpu_reference(case, mode, amp):
@@ -151,8 +150,12 @@ def test_mask_rcnn_demo_trains_with_amp_on_cuda_then_evaluates(tmp_path):
     ckpt = work / 'iter_40.pth'
     got = {}
     for device, env in (('cuda', None), ('cpu', {'CUDA_VISIBLE_DEVICES': ''})):
-        test = run([sys.executable, 'tools/test.py', cfg, str(ckpt), '--work-dir',
-                    str(tmp_path / f'test_{device}')], env=env)
+        test = run([
+            sys.executable, 'tools/test.py', cfg,
+            str(ckpt), '--work-dir',
+            str(tmp_path / f'test_{device}')
+        ],
+                   env=env)
         got[device] = maps(test)
     for cuda_map, cpu_map in zip(got['cuda'], got['cpu']):
         assert abs(cuda_map - cpu_map) <= 0.02, got
@@ -171,4 +174,3 @@ def test_exact_resume_restores_random_states_that_the_checkpoint_put_on_the_gpu(
     set_rng_state(on_gpu)
     got = (torch.rand(4), torch.rand(4, device='cuda'))
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-

@@ -5,17 +5,20 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from mmdet.registry import MODELS
-
 from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, write_cfg
-from mmliera import LieRAConv2d, LieRALinear, adapter_layers
-from mmliera.counting import adapter_counts
-from mmliera.engine.safe_load import safe_load
+from mmdet.registry import MODELS
 from test_adapter_layers import CONVS, randomize
 
+from mmliera import LieRAConv2d, LieRALinear, adapter_layers
+from mmliera.checkpoint.safe_load import safe_load
+from mmliera.models.param_report import adapter_counts
+
 MODES = ['taylor', 'exp', 'lora']
-VARIANTS = {'dora': dict(dora=True), 'pissa': dict(init='pissa'),
-            'dora+pissa': dict(dora=True, init='pissa')}
+VARIANTS = {
+    'dora': dict(dora=True),
+    'pissa': dict(init='pissa'),
+    'dora+pissa': dict(dora=True, init='pissa')
+}
 
 
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
@@ -60,9 +63,9 @@ def test_plain_checkpoint_load_rederives_magnitude_and_pissa():
 @pytest.mark.parametrize('mode', MODES)
 def test_gradcheck_new_parameters(mode, variant):
     torch.manual_seed(0)
-    for layer, x in ((LieRAConv2d(4, 4, 3, padding=1, groups=2, rank=2, mode=mode,
-                                  **VARIANTS[variant]).double(),
-                      torch.randn(1, 4, 5, 5, dtype=torch.float64)),
+    for layer, x in ((LieRAConv2d(
+            4, 4, 3, padding=1, groups=2, rank=2, mode=mode,
+            **VARIANTS[variant]).double(), torch.randn(1, 4, 5, 5, dtype=torch.float64)),
                      (LieRALinear(5, 3, rank=2, mode=mode, **VARIANTS[variant]).double(),
                       torch.randn(2, 5, dtype=torch.float64))):
         layer.weight.requires_grad_(False)
@@ -97,17 +100,26 @@ def test_merge_unmerge_bit_exact(variant):
 
 
 def test_dora_adds_c_out_per_layer_in_the_count_tool():
-    m = MODELS.build(dict(type='LieRAConvNeXt', arch='base', use_grn=True,
-                          layer_scale_init_value=0., out_indices=[0, 1, 2, 3],
-                          adapter=dict(rank=16, dora=True)))
-    c_out = sum(getattr(l, 'out_channels', getattr(l, 'out_features', 0))
-                for l in adapter_layers(m).values())
+    m = MODELS.build(
+        dict(
+            type='LieRAConvNeXt',
+            arch='base',
+            use_grn=True,
+            layer_scale_init_value=0.,
+            out_indices=[0, 1, 2, 3],
+            adapter=dict(rank=16, dora=True)))
+    c_out = sum(
+        getattr(l, 'out_channels', getattr(l, 'out_features', 0))
+        for l in adapter_layers(m).values())
     assert adapter_counts(m)['total'][1] == 17_271_104 + c_out
-    out = run([sys.executable, 'tools/count_params.py',
-               f'{ROOT}/configs/dora_liera_maskrcnn_convnextv2.py'])
+    out = run([
+        sys.executable, 'tools/count_params.py', f'{ROOT}/configs/dora_liera_maskrcnn_convnextv2.py'
+    ])
     assert re.search(rf'^total\s+112\s+{17_271_104 + c_out:,}$', out, re.M), out
-    out = run([sys.executable, 'tools/count_params.py',
-               f'{ROOT}/configs/pissa_liera_maskrcnn_convnextv2.py'])
+    out = run([
+        sys.executable, 'tools/count_params.py',
+        f'{ROOT}/configs/pissa_liera_maskrcnn_convnextv2.py'
+    ])
     assert re.search(r'^total\s+112\s+17,271,104$', out, re.M), out
 
 
@@ -118,8 +130,11 @@ def test_detector_backbone_equals_mmpretrain_convnext_at_init(variant):
     from mmpretrain.models import ConvNeXt
     torch.manual_seed(0)
     cfg = atto_detector_cfg(**VARIANTS.get(variant, {}))
-    args = {k: v for k, v in cfg.model.backbone.items()
-            if k not in ('type', 'adapter', 'trainable', 'init_cfg')}
+    args = {
+        k: v
+        for k, v in cfg.model.backbone.items()
+        if k not in ('type', 'adapter', 'trainable', 'init_cfg')
+    }
     plain = ConvNeXt(**args)
     plain.init_weights()
     with torch.no_grad():  # non-trivial norms too
@@ -149,7 +164,8 @@ def test_detector_backbone_equals_mmpretrain_convnext_at_init(variant):
 @pytest.mark.parametrize('variant', ['dora', 'pissa'])
 def test_short_run_trains_and_evaluates(demo_run, tmp_path, variant):
     adapter = "dict(dora=True)" if variant == 'dora' else "dict(init='pissa')"
-    cfg = write_cfg(tmp_path / f'{variant}.py', demo_run['cfg'], f"""
+    cfg = write_cfg(
+        tmp_path / f'{variant}.py', demo_run['cfg'], f"""
 model = dict(backbone=dict(adapter={adapter}))
 train_cfg = dict(max_iters=20, val_interval=20)
 param_scheduler = []

@@ -4,7 +4,6 @@ import re
 import sys
 
 import torch
-
 from helpers import assert_adapters_trained, free_port, maps, run, write_cfg
 
 # mAP floors for the short schedule of the demo_run fixture (conftest.py: pretrain 60 iters,
@@ -30,7 +29,8 @@ def test_train_pretrains_adapts_and_evaluates(demo_run):
     # and that the frozen backbone weights are still the pretrained ones
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmliera.engine.safe_load import safe_load
+
+    from mmliera.checkpoint.safe_load import safe_load
     model = MODELS.build(Config.fromfile(demo_run['cfg']).model)
     state = safe_load(demo_run['ckpt'])['state_dict']
     model.load_state_dict(state, strict=True)
@@ -43,17 +43,20 @@ def test_pretrained_load_is_one_info_line(demo_run):
     """The pretrained backbone loads into the frozen weights with one line; no adapter key is
     listed as missing (mmengine's "do not match exactly" message)."""
     assert 'do not match exactly' not in demo_run['out']
-    lines = [ln for ln in demo_run['out'].splitlines()
-             if 'tensors loaded into the frozen weights' in ln]
+    lines = [
+        ln for ln in demo_run['out'].splitlines() if 'tensors loaded into the frozen weights' in ln
+    ]
     assert len(lines) == 1 and 'LieRAConvNeXt: 144 of 144 tensors' in lines[0], lines
     assert '80 adapter tensors (40 LieRA layers) start fresh' in lines[0]
 
 
 def test_test_tool_reports_the_same_map(demo_run, tmp_path):
     out_pkl = tmp_path / 'results.pkl'
-    out = run([sys.executable, 'tools/test.py', demo_run['cfg'], demo_run['ckpt'],
-               '--work-dir', str(tmp_path / 'test'), '--out', str(out_pkl),
-               '--show-dir', 'shows'])
+    out = run([
+        sys.executable, 'tools/test.py', demo_run['cfg'], demo_run['ckpt'], '--work-dir',
+        str(tmp_path / 'test'), '--out',
+        str(out_pkl), '--show-dir', 'shows'
+    ])
     # --out: mmdet's DumpDetResults, one entry per val image with boxes, scores, labels, masks
     import pickle
     with open(out_pkl, 'rb') as f:
@@ -76,8 +79,10 @@ def test_test_tool_reports_the_same_map(demo_run, tmp_path):
 
 
 def test_dist_test_two_processes_same_map(demo_run, tmp_path):
-    out = run(['bash', 'tools/dist_test.sh', demo_run['cfg'], demo_run['ckpt'], '2',
-               '--work-dir', str(tmp_path / 'dtest')],
+    out = run([
+        'bash', 'tools/dist_test.sh', demo_run['cfg'], demo_run['ckpt'], '2', '--work-dir',
+        str(tmp_path / 'dtest')
+    ],
               env=dict(PORT=str(free_port()), CUDA_VISIBLE_DEVICES=''))  # CPU ranks
     # not exact by construction: each rank evaluates a different subset in batches of another
     # composition (DistributedSampler), so CPU kernels may block and round differently and a
@@ -87,7 +92,8 @@ def test_dist_test_two_processes_same_map(demo_run, tmp_path):
 
 
 def test_dist_train_two_cpu_processes(demo_run, tmp_path):
-    cfg = write_cfg(tmp_path / 'dist.py', demo_run['cfg'], """
+    cfg = write_cfg(
+        tmp_path / 'dist.py', demo_run['cfg'], """
 custom_imports = dict(imports=['mmliera', 'dist_probe_hook'], allow_failed_imports=False)
 train_cfg = dict(max_iters=4, val_interval=100)
 train_dataloader = dict(batch_size=2)
@@ -96,11 +102,15 @@ find_unused_parameters = False
 custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
 """)
     work = tmp_path / 'dwork'
-    out = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(work)],
+    out = run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
+               str(work)],
               env=dict(PORT=str(free_port()), CUDA_VISIBLE_DEVICES=''))  # CPU ranks
     assert 'Iter(train) [4/4]' in out
-    probes = {(tag, r): torch.load(work / f'probe_{tag}_rank{r}.pth', weights_only=True)
-              for tag in ('start', 'end') for r in (0, 1)}
+    probes = {
+        (tag, r): torch.load(work / f'probe_{tag}_rank{r}.pth', weights_only=True)
+        for tag in ('start', 'end')
+        for r in (0, 1)
+    }
     for r in (0, 1):
         start, end = probes['start', r], probes['end', r]
         assert end['__wrapped__'] == 'MMDistributedDataParallel'
@@ -109,8 +119,9 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
         for n in names:
             if n not in trainable:
                 assert torch.equal(start[n], end[n]), f'rank {r}: frozen {n} changed'
-        assert all(n.startswith('backbone.') is False or n.endswith(('lora_A', 'lora_B'))
-                   for n in trainable)
+        assert all(
+            n.startswith('backbone.') is False or n.endswith(('lora_A', 'lora_B'))
+            for n in trainable)
         for n in ('backbone.stages.3.1.pointwise_conv2.lora_B', 'neck.fpn_convs.0.conv.weight',
                   'roi_head.bbox_head.fc_cls.weight', 'rpn_head.rpn_conv.weight'):
             assert n in trainable and not torch.equal(start[n], end[n]), f'rank {r}: {n}'
@@ -121,9 +132,11 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
 
 def test_resume_continues_an_interrupted_run(demo_run, tmp_path):
     work = tmp_path / 'rwork'
-    base = [sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir', str(work),
-            '--cfg-options', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=3',
-            'default_hooks.logger.interval=1']
+    base = [
+        sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir',
+        str(work), '--cfg-options', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=3', 'default_hooks.logger.interval=1'
+    ]
     run(base + ['train_cfg.max_iters=3'])
     assert (work / 'iter_3.pth').is_file()
     out = run(base + ['train_cfg.max_iters=6', '--resume'])
@@ -133,10 +146,12 @@ def test_resume_continues_an_interrupted_run(demo_run, tmp_path):
 
 def test_resume_from_a_given_checkpoint_and_auto_scale_lr(demo_run, tmp_path):
     work = tmp_path / 'from_ckpt'
-    out = run([sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir', str(work),
-               '--resume', demo_run['ckpt'], '--auto-scale-lr', '--cfg-options',
-               'train_cfg.max_iters=62', 'train_cfg.val_interval=1000',
-               'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'])
+    out = run([
+        sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir',
+        str(work), '--resume', demo_run['ckpt'], '--auto-scale-lr', '--cfg-options',
+        'train_cfg.max_iters=62', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
+        'train_dataloader.batch_size=2'
+    ])
     assert f'Load checkpoint from {demo_run["ckpt"]}' in out
     assert 'resumed epoch: 0, iter: 60' in out and 'Iter(train) [62/62]' in out
     assert 'Iter(train) [60/62]' not in out and (work / 'iter_62.pth').is_file()
@@ -152,16 +167,17 @@ def test_cli_errors_before_any_work(demo_run, tmp_path):
     no_scale = write_cfg(tmp_path / 'no_scale.py', demo_run['cfg'],
                          'auto_scale_lr = dict(_delete_=True, enable=False)\n')
     cases = [
-        (train_main, [demo_run['cfg'], '--resume', 'nope.pth'],
-         '--resume nope.pth: no such checkpoint file'),
+        (train_main, [demo_run['cfg'], '--resume',
+                      'nope.pth'], '--resume nope.pth: no such checkpoint file'),
         (train_main, [no_scale, '--auto-scale-lr'], '--auto-scale-lr needs auto_scale_lr'),
-        (test_main, [demo_run['cfg'], demo_run['ckpt'], '--out', 'r.json'],
-         '--out must be a .pkl or .pickle file'),
+        (test_main, [demo_run['cfg'], demo_run['ckpt'], '--out',
+                     'r.json'], '--out must be a .pkl or .pickle file'),
         (test_main, [demo_run['cfg'], 'nope.pth'], 'checkpoint nope.pth does not exist'),
     ]
     if not torch.cuda.is_available():
-        cases.append((train_main, [demo_run['cfg'], '--amp'],
-                      'mixed precision (--amp / AmpOptimWrapper) needs a GPU'))
+        cases.append(
+            (train_main, [demo_run['cfg'],
+                          '--amp'], 'mixed precision (--amp / AmpOptimWrapper) needs a GPU'))
     for main, argv, msg in cases:
         with pytest.raises((SystemExit, Exception), match=re.escape(msg)):
             main(argv + ['--work-dir', str(tmp_path / 'w')])

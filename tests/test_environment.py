@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 
-from mmliera import environment as env
+from mmliera.utils import environment as env
 
 
 def test_current_environment_passes():
@@ -23,9 +23,9 @@ def test_any_version_in_range_is_accepted(monkeypatch, version):
     env.check_environment()
 
 
-@pytest.mark.parametrize('dist,bad', [('mmdet', '3.2.0'), ('mmdet', '3.4.1'),
-                                      ('mmcv', '2.2.0'), ('mmcv', '1.7.2'),
-                                      ('mmpretrain', '1.3.0'), ('mmengine', '1.0.0')])
+@pytest.mark.parametrize('dist,bad', [('mmdet', '3.2.0'), ('mmdet', '3.4.1'), ('mmcv', '2.2.0'),
+                                      ('mmcv', '1.7.2'), ('mmpretrain', '1.3.0'),
+                                      ('mmengine', '1.0.0')])
 def test_out_of_range_version_is_one_clear_sentence(monkeypatch, dist, bad):
     real = env.installed_version
     monkeypatch.setattr(env, 'installed_version', lambda d: bad if d == dist else real(d))
@@ -77,7 +77,7 @@ def assert_fresh_import_raises(monkeypatch, match):
     import sys
     saved = {k: v for k, v in sys.modules.items() if k == 'mmliera' or k.startswith('mmliera.')}
     for k in saved:
-        if k != 'mmliera.environment':
+        if k != 'mmliera.utils.environment':
             monkeypatch.delitem(sys.modules, k)
     try:
         with pytest.raises(env.EnvironmentMismatchError, match=match):
@@ -95,8 +95,8 @@ def test_import_mmliera_raises_the_check(monkeypatch):
 
 def test_missing_pkg_resources(monkeypatch):
     real = env.importlib.util.find_spec
-    monkeypatch.setattr(env.importlib.util, 'find_spec',
-                        lambda n, *a: None if n == 'pkg_resources' else real(n, *a))
+    monkeypatch.setattr(env.importlib.util, 'find_spec', lambda n, *a: None
+                        if n == 'pkg_resources' else real(n, *a))
     with pytest.raises(env.EnvironmentMismatchError, match="setuptools>=77.0.3,<81"):
         env.check_environment()
 
@@ -122,9 +122,9 @@ def _fake_machine(monkeypatch, gpu, torch_cuda, mmcv_cuda):
     real_import = importlib.import_module
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpu)
     monkeypatch.setattr(torch.version, 'cuda', torch_cuda)
-    monkeypatch.setattr(env.importlib, 'import_module',
-                        lambda n, *a, **k: _Ext(mmcv_cuda) if n == 'mmcv._ext'
-                        else real_import(n, *a, **k))
+    monkeypatch.setattr(
+        env.importlib, 'import_module', lambda n, *a, **k: _Ext(mmcv_cuda)
+        if n == 'mmcv._ext' else real_import(n, *a, **k))
 
 
 def test_cuda_machine_with_cpu_only_mmcv_ops_is_one_sentence(monkeypatch):
@@ -143,11 +143,13 @@ def test_import_mmliera_on_a_cuda_machine_with_cpu_only_ops_raises(monkeypatch):
     assert_fresh_import_raises(monkeypatch, 'built without CUDA')
 
 
-@pytest.mark.parametrize('gpu,torch_cuda,mmcv_cuda', [
-    (True, '13.0', '13.0'),             # a CUDA build of mmcv on a GPU machine
-    (False, '13.0', 'not available'),   # CUDA torch, no GPU (this CPU machine): CPU ops are fine
-    (True, None, 'not available'),      # a CPU / ROCm torch: not our check's business
-])
+@pytest.mark.parametrize(
+    'gpu,torch_cuda,mmcv_cuda',
+    [
+        (True, '13.0', '13.0'),  # a CUDA build of mmcv on a GPU machine
+        (False, '13.0', 'not available'),  # CUDA torch, no GPU (this CPU machine): CPU ops are fine
+        (True, None, 'not available'),  # a CPU / ROCm torch: not our check's business
+    ])
 def test_cuda_ops_check_passes_where_ops_fit(monkeypatch, gpu, torch_cuda, mmcv_cuda):
     _fake_machine(monkeypatch, gpu, torch_cuda, mmcv_cuda)
     assert env.mmcv_cuda_error() is None

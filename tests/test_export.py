@@ -3,11 +3,11 @@ import os
 
 import pytest
 import torch
+from helpers import ROOT, mmliera_parts, mmliera_types
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from helpers import ROOT, mmliera_parts, mmliera_types
-from mmliera.export import MMLIERA_TYPES, plain_config
+from mmliera.checkpoint.export import MMLIERA_TYPES, plain_config
 
 
 def test_every_registered_mmliera_type_is_known_to_the_export():
@@ -31,9 +31,9 @@ def test_type_liera_configs_export_to_their_inner_backbone(config, inner):
     assert plain.model.neck == cfg.model.neck and plain.model.roi_head == cfg.model.roi_head
     # plain mmdet builds it, and an adapted model's merged state dict loads strictly
     model = MODELS.build(plain.model)
-    adapted = MODELS.build(dict(cfg.model, backbone=dict(wrapped, backbone=dict(
-        wrapped.backbone, init_cfg=None))))
-    from mmliera.export import merged_state_dict
+    adapted = MODELS.build(
+        dict(cfg.model, backbone=dict(wrapped, backbone=dict(wrapped.backbone, init_cfg=None))))
+    from mmliera.checkpoint.export import merged_state_dict
     model.load_state_dict(merged_state_dict(adapted), strict=True)
     assert isinstance(model.backbone.conv1 if inner == 'ResNet' else model.backbone.patch_embed,
                       torch.nn.Module)
@@ -41,22 +41,23 @@ def test_type_liera_configs_export_to_their_inner_backbone(config, inner):
 
 def test_cannot_export_names_the_mmliera_parts(tmp_path):
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
-    cfg.model.neck = dict(type='LieRA', backbone=dict(type='FPN', in_channels=[1], out_channels=1,
-                                                      num_outs=1))
+    cfg.model.neck = dict(
+        type='LieRA', backbone=dict(type='FPN', in_channels=[1], out_channels=1, num_outs=1))
     with pytest.raises(ValueError, match=r"cannot export: .*model\.neck: LieRA"):
         plain_config(cfg)
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
-    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[
-        cfg.train_dataloader.dataset, dict(type='LieRAConvNeXt')])
-    with pytest.raises(ValueError, match=r'train_dataloader\.dataset\.datasets\[1\]: '
-                                         'LieRAConvNeXt'):
+    cfg.train_dataloader.dataset = dict(
+        type='ConcatDataset', datasets=[cfg.train_dataloader.dataset,
+                                        dict(type='LieRAConvNeXt')])
+    with pytest.raises(
+            ValueError, match=r'train_dataloader\.dataset\.datasets\[1\]: '
+            'LieRAConvNeXt'):
         plain_config(cfg)
 
 
 def test_mmliera_hooks_and_runner_are_dropped():
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
-    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='ExactResumeHook'),
-                                                 dict(type='EMAHook')]
+    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='ExactResumeHook'), dict(type='EMAHook')]
     plain = plain_config(cfg)
     assert [h['type'] for h in plain.custom_hooks] == ['EMAHook']
     assert 'runner_type' not in plain and mmliera_parts(plain) == []

@@ -12,19 +12,19 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 
-from helpers import ROOT
 from mmliera import LieRARunner
-from mmliera.atomic_file import atomic_path, is_partial, write_text_atomic
+from mmliera.checkpoint.atomic import atomic_path, is_partial, write_text_atomic
+from mmliera.checkpoint.resume import (UnreadableCheckpointError, checkpoint_problem,
+                                       find_resume_checkpoint)
+from mmliera.checkpoint.safe_load import safe_load
 from mmliera.engine.hooks import NonFiniteLossError
 from mmliera.engine.hooks.exact_resume_hook import rank_state_file
-from mmliera.engine.resume import (UnreadableCheckpointError, checkpoint_problem,
-                                   find_resume_checkpoint)
-from mmliera.engine.safe_load import safe_load
 
 
 class ToyData(torch.utils.data.Dataset):
@@ -66,16 +66,21 @@ class ScaleAtIter(Hook):
 def toy_runner(work_dir, max_iters=4, interval=2, hooks=(), **kw):
     torch.manual_seed(0)
     cfg = dict(
-        model=ToyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=ToyData(), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=True),
-                              collate_fn=dict(type='default_collate')),
+        model=ToyModel(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=ToyData(),
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=interval,
-                                           by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=list(hooks), randomness=dict(seed=0),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=interval, by_epoch=False),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(hooks),
+        randomness=dict(seed=0),
         experiment_name=f'toy_{osp.basename(str(work_dir))}_{time.time_ns()}')
     cfg.update(kw)
     return LieRARunner(**cfg)
@@ -129,6 +134,7 @@ def test_last_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
     assert pointer.read_text() == str(tmp_path / 'iter_2.pth')
 
     class HalfWrite:
+
         def __init__(self, path, mode='r'):
             self.f = open(path, mode)
 
@@ -283,9 +289,13 @@ def test_nonfinite_loss_stops_before_the_step_is_saved(tmp_path, value, shown):
 
 
 def test_nonfinite_loss_guard_can_be_turned_off(tmp_path):
-    runner = toy_runner(tmp_path, max_iters=4, hooks=[ScaleAtIter(3, float('nan'))],
-                        default_hooks=dict(nonfinite_loss=None, checkpoint=dict(
-                            type='CheckpointHook', interval=2, by_epoch=False)))
+    runner = toy_runner(
+        tmp_path,
+        max_iters=4,
+        hooks=[ScaleAtIter(3, float('nan'))],
+        default_hooks=dict(
+            nonfinite_loss=None, checkpoint=dict(type='CheckpointHook', interval=2,
+                                                 by_epoch=False)))
     assert not any(type(h).__name__ == 'NonFiniteLossHook' for h in runner.hooks)
     runner.train()  # mmengine's behaviour: it trains on
     assert torch.isnan(_weights(tmp_path / 'iter_4.pth')['linear.weight']).all()
@@ -365,9 +375,14 @@ def test_dist_run_stops_what_the_job_leaves(tmp_path):
     from helpers import free_port
     script, pid_file = tmp_path / 'orphan.py', tmp_path / 'orphan.pid'
     script.write_text(ORPHAN_SCRIPT)
-    done = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_run.sh'), str(script), '1',
-                           str(pid_file)], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PORT=str(free_port())))
+    done = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_run.sh'),
+         str(script), '1',
+         str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PORT=str(free_port())))
     orphan = int(pid_file.read_text())
     try:
         assert done.returncode != 0
@@ -383,7 +398,6 @@ def test_dist_run_stops_what_the_job_leaves(tmp_path):
 
 def test_pretrained_load_is_one_info_line(tmp_path, mm_logs):
     from mmdet.registry import MODELS
-
     from tiny_demo import write_random_backbone
     path = tmp_path / 'backbone.pth'
     write_random_backbone(path)
@@ -392,10 +406,16 @@ def test_pretrained_load_is_one_info_line(tmp_path, mm_logs):
     del ckpt['state_dict'][dropped]
     ckpt['state_dict']['backbone.stages.9.extra'] = torch.zeros(1)
     torch.save(ckpt, path)
-    backbone = MODELS.build(dict(
-        type='LieRAConvNeXt', arch='atto', out_indices=[0, 1, 2, 3], use_grn=True,
-        layer_scale_init_value=0., gap_before_final_norm=False, adapter=dict(rank=2),
-        init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.')))
+    backbone = MODELS.build(
+        dict(
+            type='LieRAConvNeXt',
+            arch='atto',
+            out_indices=[0, 1, 2, 3],
+            use_grn=True,
+            layer_scale_init_value=0.,
+            gap_before_final_norm=False,
+            adapter=dict(rank=2),
+            init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.')))
     logs = mm_logs()
     backbone.init_weights()
     text = logs.getvalue()

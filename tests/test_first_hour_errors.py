@@ -4,16 +4,16 @@ import sys
 
 import pytest
 import torch
+from helpers import PAPER_CONFIG, ROOT, run, write_cfg
 from mmdet.registry import MODELS
 from mmengine.config import Config
-
-from helpers import PAPER_CONFIG, ROOT, run, write_cfg
-from mmliera.adapters.layers import is_adapter_key
-from mmliera.checkpoint_fit import (CheckpointMismatchError, check_checkpoint_fits,
-                                    checkpoint_mismatch)
-from mmliera.data_check import DataNotFoundError, check_data, missing_data
-from mmliera.export import plain_config
 from tiny_demo import tiny_demo_cfg
+
+from mmliera.checkpoint.export import plain_config
+from mmliera.checkpoint.fit import (CheckpointMismatchError, check_checkpoint_fits,
+                                    checkpoint_mismatch)
+from mmliera.cli.data_check import DataNotFoundError, check_data, missing_data
+from mmliera.models.peft import is_adapter_key
 
 README_HINT = "README's section 'The paper's setting on COCO'"
 
@@ -25,7 +25,8 @@ def tiny(tmp_path):
 
 
 def _test_tool_fails(cfg, ckpt, tmp_path):
-    out = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', str(tmp_path / 'w')],
+    out = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
+               str(tmp_path / 'w')],
               expect_fail=True)
     assert 'Traceback' not in out and 'coco/bbox_mAP' not in out  # nothing evaluated
     return out
@@ -45,8 +46,11 @@ def test_test_tool_refuses_a_backbone_only_checkpoint(tiny, tmp_path):
 def test_test_tool_refuses_a_checkpoint_without_adapters(tiny, tmp_path):
     cfg, model = tiny
     plain = tmp_path / 'plain.pth'
-    torch.save(dict(state_dict={k: v for k, v in model.state_dict().items()
-                                if not is_adapter_key(k)}), plain)
+    torch.save(
+        dict(state_dict={
+            k: v
+            for k, v in model.state_dict().items() if not is_adapter_key(k)
+        }), plain)
     out = _test_tool_fails(cfg, str(plain), tmp_path)
     assert (f'error: checkpoint {plain} has weights for every layer of the model but none of '
             'its LieRA adapter tensors (backbone.*.lora_* (80)): it is a plain or merged '
@@ -77,8 +81,10 @@ def test_mismatch_messages(tiny, tmp_path):
     assert 'roi_head.bbox_head.fc_cls.weight (6, 256) vs (4, 256)' in checkpoint_mismatch(
         model, other, 'x.pth')
     plain_model = MODELS.build(plain_config(Config.fromfile(cfg)).model)
-    assert checkpoint_mismatch(plain_model, {k: v for k, v in state.items()
-                                             if not is_adapter_key(k)}) is None
+    assert checkpoint_mismatch(plain_model, {
+        k: v
+        for k, v in state.items() if not is_adapter_key(k)
+    }) is None
     assert 'holds LieRA adapter tensors (backbone.*.lora_* (80))' in checkpoint_mismatch(
         plain_model, state, 'x.pth')
     bad = tmp_path / 'bad.pth'
@@ -87,15 +93,16 @@ def test_mismatch_messages(tiny, tmp_path):
         check_checkpoint_fits(model, str(bad))
 
 
-@pytest.mark.skipif(os.path.isdir(os.path.join(ROOT, 'data', 'coco')),
-                    reason='COCO is there: nothing is missing')
+@pytest.mark.skipif(
+    os.path.isdir(os.path.join(ROOT, 'data', 'coco')), reason='COCO is there: nothing is missing')
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_coco_config_without_data_says_which_files(tool, tmp_path):
     ckpt = tmp_path / 'any.pth'
     ckpt.write_bytes(b'')
     cmd = [sys.executable, f'tools/{tool}.py', 'configs/liera_maskrcnn_convnextv2.py']
-    out = run(cmd + ([str(ckpt)] if tool == 'test' else []) + ['--work-dir', str(tmp_path)],
-              expect_fail=True)
+    out = run(
+        cmd + ([str(ckpt)] if tool == 'test' else []) + ['--work-dir', str(tmp_path)],
+        expect_fail=True)
     val = ('data/coco/annotations/instances_val2017.json, data/coco/val2017/')
     expected = (f'data/coco/annotations/instances_train2017.json, data/coco/train2017/, {val}'
                 if tool == 'train' else val)
@@ -109,7 +116,9 @@ def test_missing_data_through_wrappers_and_partial_data(tmp_path):
     (root / 'annotations').mkdir(parents=True)
     (root / 'annotations' / 'instances_val2017.json').write_text('{}')
     (root / 'val2017').mkdir()
-    cfg = Config.fromfile(write_cfg(tmp_path / 'c.py', PAPER_CONFIG, f"""
+    cfg = Config.fromfile(
+        write_cfg(
+            tmp_path / 'c.py', PAPER_CONFIG, f"""
 data_root = '{root}/'
 train_dataloader = dict(dataset=dict(_delete_=True, type='RepeatDataset', times=2,
                         dataset=dict(type='CocoDataset', data_root=data_root,
@@ -122,7 +131,8 @@ test_evaluator = val_evaluator
 """))
     assert missing_data(cfg, ('val', 'test')) == []
     assert missing_data(cfg, ('train', 'val')) == [
-        f'{root}/annotations/instances_train2017.json', f'{root}/train2017/']
+        f'{root}/annotations/instances_train2017.json', f'{root}/train2017/'
+    ]
     with pytest.raises(DataNotFoundError, match='train2017/; put the dataset there'):
         check_data(cfg, ('train', ))
     cfg.val_cfg = None  # no validation: its data is not needed

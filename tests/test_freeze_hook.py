@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from helpers import free_port
 from mmdet.registry import MODELS
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
-from helpers import free_port
 from mmliera import FreezePolicy, LieRAFreezeHook, LieRARunner
-from mmliera.freeze import format_table, parameter_table
+from mmliera.models.param_report import format_table, parameter_table
 
 
 class ToyDetector(BaseModel):
@@ -21,9 +21,14 @@ class ToyDetector(BaseModel):
 
     def __init__(self):
         super().__init__()
-        self.backbone = MODELS.build(dict(
-            type='LieRAConvNeXt', arch='atto', use_grn=True, layer_scale_init_value=0.,
-            out_indices=[3], adapter=dict(rank=2)))
+        self.backbone = MODELS.build(
+            dict(
+                type='LieRAConvNeXt',
+                arch='atto',
+                use_grn=True,
+                layer_scale_init_value=0.,
+                out_indices=[3],
+                adapter=dict(rank=2)))
         self.neck = nn.Linear(320, 16)
         self.head = nn.Linear(16, 3)
 
@@ -50,18 +55,27 @@ class SnapshotHook(Hook):
         runner.start_params = snapshot(runner.model)
 
 
-def make_runner(tmp_path, runner_cls=LieRARunner, hook=None, iters=2, extra_hooks=(),
+def make_runner(tmp_path,
+                runner_cls=LieRARunner,
+                hook=None,
+                iters=2,
+                extra_hooks=(),
                 optim_wrapper=None):
     torch.manual_seed(0)
     return runner_cls(
         model=ToyDetector(),
         work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=False),
-                              batch_size=2, collate_fn=dict(type='default_collate')),
+        train_dataloader=dict(
+            dataset=ToyData(),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2,
+            collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=iters),
         optim_wrapper=optim_wrapper or dict(optimizer=dict(type='AdamW', lr=1e-2)),
-        custom_hooks=[hook if hook is not None else dict(type='LieRAFreezeHook'),
-                      SnapshotHook(), *extra_hooks],
+        custom_hooks=[
+            hook if hook is not None else dict(type='LieRAFreezeHook'),
+            SnapshotHook(), *extra_hooks
+        ],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=-1)),
         default_scope='mmdet')
 
@@ -127,24 +141,31 @@ def test_loud_failure_when_the_optimizer_saw_what_the_policy_freezes(tmp_path):
 def test_loud_failure_when_ddp_registered_a_frozen_parameter():
     import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0,
-                            world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
     try:
         model = ToyDetector()
         ddp = MMDistributedDataParallel(module=model, device_ids=None)
         model.neck.weight.requires_grad_(False)  # what a before_run hook would do: too late
-        runner = types.SimpleNamespace(model=ddp, optim_wrapper=None,
-                                       logger=types.SimpleNamespace(info=lambda *a: None))
+        runner = types.SimpleNamespace(
+            model=ddp, optim_wrapper=None, logger=types.SimpleNamespace(info=lambda *a: None))
         hook = LieRAFreezeHook(frozen=[r'neck\.weight'])
         # the policy agrees with requires_grad now, but DDP's reducer still expects the grad
-        with pytest.raises(RuntimeError, match=r'DDP registered \d+ parameter tensors .* '
-                                               r'\(frozen now: neck.weight, backbone'):
+        with pytest.raises(
+                RuntimeError,
+                match=r'DDP registered \d+ parameter tensors .* '
+                r'\(frozen now: neck.weight, backbone'):
             hook.before_train(runner)
         # with LieRARunner's record of what DDP saw, the parameter is named exactly
-        runner.liera_wrapped_trainable = {n for n, p in model.named_parameters()} - {
-            n for n, p in model.named_parameters() if not p.requires_grad and n != 'neck.weight'}
-        with pytest.raises(RuntimeError, match=r'policy freezes, DDP registered it for grads '
-                                               r'\(1\): neck.weight'):
+        runner.liera_wrapped_trainable = {
+            n
+            for n, p in model.named_parameters()
+        } - {n
+             for n, p in model.named_parameters() if not p.requires_grad and n != 'neck.weight'}
+        with pytest.raises(
+                RuntimeError,
+                match=r'policy freezes, DDP registered it for grads '
+                r'\(1\): neck.weight'):
             hook.before_train(runner)
     finally:
         dist.destroy_process_group()
@@ -172,8 +193,9 @@ def test_parameter_table_counts():
     det = ToyDetector()
     rows = {r[0]: r[1:] for r in parameter_table(det)}
     adapters = sum(p.numel() for n, p in det.named_parameters() if 'lora_' in n)
-    assert rows['backbone'] == (adapters, sum(p.numel() for p in det.backbone.parameters())
-                                - adapters, adapters)
+    assert rows['backbone'] == (adapters, sum(p.numel()
+                                              for p in det.backbone.parameters()) - adapters,
+                                adapters)
     assert rows['neck'] == (320 * 16 + 16, 0, 0)
     assert rows['total'][0] == sum(p.numel() for p in det.parameters() if p.requires_grad)
     text = format_table(parameter_table(det))
@@ -182,8 +204,10 @@ def test_parameter_table_counts():
 
 PARAM_GROUPS = dict(
     optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'neck': dict(lr_mult=0.1),
-                                    'lora_': dict(lr_mult=2.0, decay_mult=0.0)}))
+    paramwise_cfg=dict(custom_keys={
+        'neck': dict(lr_mult=0.1),
+        'lora_': dict(lr_mult=2.0, decay_mult=0.0)
+    }))
 
 
 def test_several_param_groups_keep_their_settings_without_frozen_params(tmp_path):
@@ -193,8 +217,8 @@ def test_several_param_groups_keep_their_settings_without_frozen_params(tmp_path
     assert len(groups) > 3  # mmengine: one group per parameter with paramwise_cfg
     names = {id(p): n for n, p in runner.model.named_parameters()}
     held = [(names[id(p)], g) for g in groups for p in g['params']]
-    assert {n for n, _ in held} == {n for n, p in runner.model.named_parameters()
-                                     if p.requires_grad}
+    trains = {n for n, p in runner.model.named_parameters() if p.requires_grad}
+    assert {n for n, _ in held} == trains
     for n, g in held:
         if n.startswith('neck.'):
             assert g['lr'] == pytest.approx(1e-3) and g['weight_decay'] == 0.01
@@ -209,8 +233,9 @@ def test_several_param_groups_keep_their_settings_without_frozen_params(tmp_path
 def test_hook_finds_a_frozen_param_in_any_group(tmp_path):
     hook = dict(type='LieRAFreezeHook', frozen=[r'head\..*'])
     runner = make_runner(tmp_path, runner_cls=Runner, hook=hook, optim_wrapper=PARAM_GROUPS)
-    with pytest.raises(RuntimeError, match=r'policy freezes, the optimizer holds it \(\d+\): '
-                                           r'.*head\.weight'):
+    with pytest.raises(
+            RuntimeError, match=r'policy freezes, the optimizer holds it \(\d+\): '
+            r'.*head\.weight'):
         runner.train()
 
 
@@ -220,8 +245,9 @@ def test_adapter_checkpoint_hook_every_n_iterations(tmp_path):
     runner = make_runner(tmp_path, iters=5, extra_hooks=[hook])
     runner.train()
     saved = sorted(p.name for p in tmp_path.glob('*.safetensors'))
-    assert saved == ['adapters_iter_2.safetensors', 'adapters_iter_4.safetensors',
-                     'adapters_last.safetensors']
+    assert saved == [
+        'adapters_iter_2.safetensors', 'adapters_iter_4.safetensors', 'adapters_last.safetensors'
+    ]
     fresh = make_runner(tmp_path / 'fresh').model
     trained = runner.model.state_dict()
     with torch.no_grad():  # the same frozen base weights (a pretrained init in real use)

@@ -12,16 +12,22 @@ from packaging.requirements import Requirement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOT_S, COMMAND_LIMIT_S = 15 * 60, 10 * 60  # the device slot and its per-command limit
-CHECKS = ['cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32',
-          'suite']
+CHECKS = ['cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32', 'suite']
 
 
 def bash(*args, env=None, **kw):
     """Run a script with this environment less the GPU_CHECKS_* settings (a suite run by
     gpu_checks.sh itself has them)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith('GPU_CHECKS_')}
-    return subprocess.run(['bash', *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**base, **(env or {})}, **kw)
+    return subprocess.run(['bash', *args],
+                          capture_output=True,
+                          text=True,
+                          cwd=ROOT,
+                          env={
+                              **base,
+                              **(env or {})
+                          },
+                          **kw)
 
 
 @pytest.mark.parametrize('script', ['gpu_slot.sh', 'gpu_checks.sh', 'gpu_kit.sh'])
@@ -34,8 +40,9 @@ def test_slot_plan_order_and_budget_fit_the_device_slot():
     out = bash('tools/gpu_slot.sh', '--plan')
     assert out.returncode == 0, out.stderr
     first, *rest = out.stdout.splitlines()
-    m = re.match(r'device slot: start-up and transfers (\d+) s \+ this command (\d+) s = (\d+) s '
-                 r'\(plan at most (\d+) s\)', first)
+    m = re.match(
+        r'device slot: start-up and transfers (\d+) s \+ this command (\d+) s = (\d+) s '
+        r'\(plan at most (\d+) s\)', first)
     assert m, first
     start, command, total, plan_max = map(int, m.groups())
     assert start + command == total <= plan_max <= SLOT_S - 120  # 2 minutes of margin at least
@@ -54,8 +61,8 @@ def test_checks_plan_and_quick_subset():
     quick = bash('tools/gpu_checks.sh', '--plan', 'quick').stdout.splitlines()
     names = [line.split()[0] for line in full[:-1]]
     assert names == CHECKS
-    assert [line.split()[0] for line in quick[:-1]] == [
-        n for n in CHECKS if n not in ('demo_amp', 'bench_384_fp32')]
+    assert [line.split()[0] for line in quick[:-1]
+            ] == [n for n in CHECKS if n not in ('demo_amp', 'bench_384_fp32')]
     caps = [int(line.split()[1]) for line in full[:-1]]
     assert full[-1].split()[:2] == ['total', str(sum(caps))]
     text = '\n'.join(full)
@@ -65,8 +72,14 @@ def test_checks_plan_and_quick_subset():
 
 
 def test_checks_past_the_deadline_skip_every_step_and_say_so(tmp_path):
-    out = bash('tools/gpu_checks.sh', str(tmp_path / 'out'),
-               env={'GPU_CHECKS_DEADLINE': '1', 'PYTHON': sys.executable}, timeout=300)
+    out = bash(
+        'tools/gpu_checks.sh',
+        str(tmp_path / 'out'),
+        env={
+            'GPU_CHECKS_DEADLINE': '1',
+            'PYTHON': sys.executable
+        },
+        timeout=300)
     assert out.returncode == 124
     summary = (tmp_path / 'out' / 'summary.txt').read_text().splitlines()
     assert [line.split()[1].rstrip(':') for line in summary] == CHECKS
@@ -75,8 +88,10 @@ def test_checks_past_the_deadline_skip_every_step_and_say_so(tmp_path):
 
 
 def test_kit_list_pins_what_the_gpu_image_would_get_wrong():
-    reqs = [Requirement(line) for line in open(f'{ROOT}/tools/gpu_kit.txt').read().splitlines()
-            if line.strip() and not line.startswith('#')]
+    reqs = [
+        Requirement(line) for line in open(f'{ROOT}/tools/gpu_kit.txt').read().splitlines()
+        if line.strip() and not line.startswith('#')
+    ]
     by_name = {r.name.lower(): r.specifier for r in reqs}
     assert str(by_name['mmengine']) == '==0.10.7' and str(by_name['mmdet']) == '==3.3.0'
     assert str(by_name['mmpretrain']) == '==1.2.0'

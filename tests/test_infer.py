@@ -5,15 +5,15 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run
 from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
-
-from helpers import run
-from mmliera import AdapterCheckpointError
-from mmliera.checkpoint_fit import CheckpointMismatchError
-from mmliera.inference import LieRAInferencer, predict
 from tiny_demo import tiny_demo_cfg
+
+from mmliera import AdapterCheckpointError
+from mmliera.apis.inference import LieRAInferencer, predict
+from mmliera.checkpoint.fit import CheckpointMismatchError
 
 CLASSES = ['square', 'disc', 'triangle']
 THR = 0.05  # the model trains 2 iterations: its scores are low, but it predicts
@@ -26,8 +26,13 @@ def tiny_run(tmp_path_factory):
     cfg = tiny_demo_cfg(tmp)
     work = tmp / 'work'
     out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
-    return dict(cfg=cfg, work=work, out=out, ckpt=str(work / 'iter_2.pth'),
-                adapters=str(work / 'adapters_last.safetensors'), val=tmp / 'data' / 'val')
+    return dict(
+        cfg=cfg,
+        work=work,
+        out=out,
+        ckpt=str(work / 'iter_2.pth'),
+        adapters=str(work / 'adapters_last.safetensors'),
+        val=tmp / 'data' / 'val')
 
 
 @pytest.fixture(scope='module')
@@ -56,8 +61,8 @@ def check_output(out_dir, images):
         assert all(THR <= s <= 1 for s in entry['scores'])
         for x0, y0, x1, y1 in entry['bboxes']:
             assert -1 <= x0 <= x1 <= 257 and -1 <= y0 <= y1 <= 257
-        masks = mask_utils.decode([dict(size=m['size'], counts=m['counts'].encode())
-                                   for m in entry['masks']])
+        masks = mask_utils.decode(
+            [dict(size=m['size'], counts=m['counts'].encode()) for m in entry['masks']])
         assert masks.shape == (256, 256, n) and masks.any()
     return data
 
@@ -75,9 +80,12 @@ def test_train_ends_saying_how_to_make_pictures(tiny_run):
 
 
 def test_mmengine_checkpoint_on_a_folder(tiny_run, reference, tmp_path):
-    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
-               str(tiny_run['val']), '--out-dir', str(tmp_path), '--score-thr', str(THR),
-               '--device', 'cpu'])
+    out = run([
+        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
+        str(tiny_run['val']), '--out-dir',
+        str(tmp_path), '--score-thr',
+        str(THR), '--device', 'cpu'
+    ])
     images = [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(4)]
     data = check_output(tmp_path, images)
     assert f'4 images, {sum(len(e["scores"]) for e in data["images"])} instances' in out
@@ -87,8 +95,12 @@ def test_mmengine_checkpoint_on_a_folder(tiny_run, reference, tmp_path):
 
 def test_adapter_safetensors_on_a_glob(tiny_run, reference, tmp_path):
     pattern = str(tiny_run['val'] / '00000[01].jpg')
-    run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['adapters'], pattern,
-         '--out-dir', str(tmp_path), '--score-thr', str(THR)])
+    run([
+        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['adapters'], pattern,
+        '--out-dir',
+        str(tmp_path), '--score-thr',
+        str(THR)
+    ])
     data = check_output(tmp_path, [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(2)])
     for a, b in zip(data['images'], reference['images']):
         same_predictions(a, b)  # base weights from the config's init_cfg + the adapters
@@ -96,11 +108,15 @@ def test_adapter_safetensors_on_a_glob(tiny_run, reference, tmp_path):
 
 def test_exported_plain_model(tiny_run, reference, tmp_path):
     export = tmp_path / 'export'
-    run([sys.executable, 'tools/merge_adapters.py', tiny_run['cfg'], tiny_run['ckpt'],
-         str(export)])
+    run([sys.executable, 'tools/merge_adapters.py', tiny_run['cfg'], tiny_run['ckpt'], str(export)])
     img = str(tiny_run['val'] / '000000.jpg')
-    run([sys.executable, 'tools/infer.py', str(export / 'config.py'), str(export / 'model.pth'),
-         img, '--out-dir', str(tmp_path / 'out'), '--score-thr', str(THR)])
+    run([
+        sys.executable, 'tools/infer.py',
+        str(export / 'config.py'),
+        str(export / 'model.pth'), img, '--out-dir',
+        str(tmp_path / 'out'), '--score-thr',
+        str(THR)
+    ])
     data = check_output(tmp_path / 'out', [img])
     same_predictions(data['images'][0], reference['images'][0])
     # each file only with its own config
@@ -111,8 +127,11 @@ def test_exported_plain_model(tiny_run, reference, tmp_path):
 
 
 def test_no_images_one_clear_error(tiny_run, tmp_path):
-    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
-               str(tmp_path / 'nothing' / '*.jpg'), '--out-dir', str(tmp_path / 'o')],
+    out = run([
+        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
+        str(tmp_path / 'nothing' / '*.jpg'), '--out-dir',
+        str(tmp_path / 'o')
+    ],
               expect_fail=True)
     assert f"error: no images found for '{tmp_path / 'nothing' / '*.jpg'}'" in out
     assert 'Traceback' not in out and not (tmp_path / 'o').exists()
@@ -120,8 +139,12 @@ def test_no_images_one_clear_error(tiny_run, tmp_path):
 
 def test_checkpoint_that_does_not_fit_one_clear_error(tiny_run, tmp_path):
     backbone = str(tiny_run['val'].parent.parent / 'backbone.pth')
-    out = run([sys.executable, 'tools/infer.py', tiny_run['cfg'], backbone,
-               str(tiny_run['val']), '--out-dir', str(tmp_path / 'o')], expect_fail=True)
+    out = run([
+        sys.executable, 'tools/infer.py', tiny_run['cfg'], backbone,
+        str(tiny_run['val']), '--out-dir',
+        str(tmp_path / 'o')
+    ],
+              expect_fail=True)
     assert (f'error: checkpoint {backbone} has no weights for backbone.*.lora_* (80), '
             'neck.* (16), roi_head.* (16), rpn_head.* (6)') in out
     assert 'pass a checkpoint written by tools/train.py' in out

@@ -30,9 +30,11 @@ def test_default_targets_every_conv_and_linear_and_shares_weights():
     before = {n: p for n, p in net.named_parameters()}
     names = inject_adapters(net, rank=2)
     assert names == sorted(names)
-    assert names == ['stages.0.0.depthwise_conv', 'stages.0.0.pointwise_conv1',
-                     'stages.0.0.pointwise_conv2', 'stages.0.1.depthwise_conv',
-                     'stages.0.1.pointwise_conv1', 'stages.0.1.pointwise_conv2', 'stem.0']
+    assert names == [
+        'stages.0.0.depthwise_conv', 'stages.0.0.pointwise_conv1', 'stages.0.0.pointwise_conv2',
+        'stages.0.1.depthwise_conv', 'stages.0.1.pointwise_conv1', 'stages.0.1.pointwise_conv2',
+        'stem.0'
+    ]
     assert isinstance(net.stem[0], LieRAConv2d)
     assert isinstance(net.stages[0][1].pointwise_conv2, LieRALinear)
     after = dict(net.named_parameters())
@@ -45,11 +47,19 @@ def test_default_targets_every_conv_and_linear_and_shares_weights():
 def test_regex_and_suffix_matching_with_overrides():
     net = Net()
     names = inject_adapters(
-        net, rank=4, alpha=2.0, mode='taylor',
-        targets=['depthwise_conv', dict(pattern=r'stages\.0\.1\.pointwise_conv\d', rank=8),
-                 dict(pattern='stem.0', alpha=3.0, mode='exp')])
-    assert names == ['stages.0.0.depthwise_conv', 'stages.0.1.depthwise_conv',
-                     'stages.0.1.pointwise_conv1', 'stages.0.1.pointwise_conv2', 'stem.0']
+        net,
+        rank=4,
+        alpha=2.0,
+        mode='taylor',
+        targets=[
+            'depthwise_conv',
+            dict(pattern=r'stages\.0\.1\.pointwise_conv\d', rank=8),
+            dict(pattern='stem.0', alpha=3.0, mode='exp')
+        ])
+    assert names == [
+        'stages.0.0.depthwise_conv', 'stages.0.1.depthwise_conv', 'stages.0.1.pointwise_conv1',
+        'stages.0.1.pointwise_conv2', 'stem.0'
+    ]
     layers = adapter_layers(net)
     assert layers['stages.0.0.depthwise_conv'].rank == 4
     assert layers['stages.0.0.depthwise_conv'].alpha == 2.0
@@ -63,8 +73,11 @@ def test_regex_and_suffix_matching_with_overrides():
 
 def test_mapping_form_of_targets():
     net = Net()
-    names = inject_adapters(net, rank=2, targets={'pointwise_conv1': dict(rank=3),
-                                                  'stem.0': dict(mode='exp')})
+    names = inject_adapters(
+        net, rank=2, targets={
+            'pointwise_conv1': dict(rank=3),
+            'stem.0': dict(mode='exp')
+        })
     assert names == ['stages.0.0.pointwise_conv1', 'stages.0.1.pointwise_conv1', 'stem.0']
     layers = adapter_layers(net)
     for n in names[:2]:
@@ -152,6 +165,7 @@ def test_freeze_base_default_and_opt_out():
 def _readme_snippet(title):
     import os
     import re
+
     from helpers import ROOT
     text = open(os.path.join(ROOT, 'README.md')).read()
     section = text.split(f'## {title}', 1)[1]
@@ -165,8 +179,7 @@ def test_readme_adapter_layers_snippet_trains_only_the_factors():
     real_step = torch.optim.AdamW.step
 
     def step(self, *a, **k):  # parameter values just before the optimizer step
-        spy['before'] = {id(p): p.detach().clone() for g in self.param_groups
-                         for p in g['params']}
+        spy['before'] = {id(p): p.detach().clone() for g in self.param_groups for p in g['params']}
         return real_step(self, *a, **k)
 
     scope = {}
@@ -180,8 +193,10 @@ def test_readme_adapter_layers_snippet_trains_only_the_factors():
     assert trains == factors and len(scope['names']) > 10
     held = {id(p) for g in optimizer.param_groups for p in g['params']}
     assert held == {id(p) for n, p in model.named_parameters() if n in factors}
-    moved = [n for n, p in model.named_parameters()
-             if id(p) in spy['before'] and not torch.equal(spy['before'][id(p)], p)]
+    moved = [
+        n for n, p in model.named_parameters()
+        if id(p) in spy['before'] and not torch.equal(spy['before'][id(p)], p)
+    ]
     assert any(n.endswith('lora_B') for n in moved)
     assert all(not p.requires_grad for n, p in model.named_parameters() if n not in factors)
     assert all(p.grad is None for n, p in model.named_parameters() if n not in factors)

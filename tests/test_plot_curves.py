@@ -5,16 +5,15 @@ import os.path as osp
 import sys
 
 import numpy as np
-from PIL import Image
-
 from helpers import ROOT, run
+from PIL import Image
 
 LOSSES = ['loss', 'loss_bbox', 'loss_cls', 'loss_mask', 'loss_rpn_bbox', 'loss_rpn_cls']
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'plot_curves', osp.join(ROOT, 'tools', 'plot_curves.py'))
+    spec = importlib.util.spec_from_file_location('plot_curves',
+                                                  osp.join(ROOT, 'tools', 'plot_curves.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,12 +26,26 @@ def write_scalars(work, stamp='20261123_120000', iters=100, evals=(50, 100)):
     lines = []
     for it in range(10, iters + 1, 10):
         terms = {k: 2.0 / (1 + it / 20) * (i + 1) / 6 for i, k in enumerate(LOSSES[1:])}
-        lines.append(dict(lr=1e-3, data_time=0.01, loss=sum(terms.values()), **terms,
-                          acc=90.0, time=0.7, iter=it, memory=900, step=it))
+        lines.append(
+            dict(
+                lr=1e-3,
+                data_time=0.01,
+                loss=sum(terms.values()),
+                **terms,
+                acc=90.0,
+                time=0.7,
+                iter=it,
+                memory=900,
+                step=it))
         if it in evals:  # mmengine logs evaluations with the epoch (0) as their step
-            lines.append({'coco/bbox_mAP': 0.35 * it / 50, 'coco/bbox_mAP_50': 0.9,
-                          'coco/segm_mAP': 0.4 * it / 50, 'data_time': 0.01, 'time': 0.3,
-                          'step': 0})
+            lines.append({
+                'coco/bbox_mAP': 0.35 * it / 50,
+                'coco/bbox_mAP_50': 0.9,
+                'coco/segm_mAP': 0.4 * it / 50,
+                'data_time': 0.01,
+                'time': 0.3,
+                'step': 0
+            })
     path.write_text(''.join(json.dumps(d) + '\n' for d in lines))
     return path
 
@@ -56,17 +69,21 @@ def test_plots_losses_and_map_of_the_newest_run(tmp_path):
 
 def test_file_argument_and_chosen_keys(tmp_path):
     scalars = write_scalars(tmp_path / 'w')
-    out = run([sys.executable, 'tools/plot_curves.py', str(scalars), '--out',
-               str(tmp_path / 'c.png'), '--losses', 'loss', '--metrics', 'coco/bbox_mAP_50'])
-    assert 'last: coco/bbox_mAP_50 0.900' in out and Image.open(tmp_path / 'c.png').size == (
-        1100, 400)
+    out = run([
+        sys.executable, 'tools/plot_curves.py',
+        str(scalars), '--out',
+        str(tmp_path / 'c.png'), '--losses', 'loss', '--metrics', 'coco/bbox_mAP_50'
+    ])
+    assert 'last: coco/bbox_mAP_50 0.900' in out and Image.open(
+        tmp_path / 'c.png').size == (1100, 400)
 
 
 def test_clear_errors(tmp_path):
     out = run([sys.executable, 'tools/plot_curves.py', str(tmp_path)], expect_fail=True)
     assert f'error: {tmp_path} has no <timestamp>/vis_data/scalars.json' in out
     scalars = write_scalars(tmp_path / 'w')
-    out = run([sys.executable, 'tools/plot_curves.py', str(scalars), '--metrics', 'coco/x'],
+    out = run([sys.executable, 'tools/plot_curves.py',
+               str(scalars), '--metrics', 'coco/x'],
               expect_fail=True)
     assert f"error: {scalars} has no ['coco/x']; it has losses {LOSSES}" in out
     other = tmp_path / 'other.json'

@@ -13,10 +13,24 @@ setup_plan = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(setup_plan)
 
 WHEEL = 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
-H100 = dict(python='3.12', torch='2.11.0+cu130', torchvision='0.26.0+cu130', gpu='yes',
-            nvcc='13.0', mmcv='none', mmcv_ops='none', wheels='none')
-CPU = dict(python='3.11', torch='2.14.1+cu130', torchvision='0.29.1+cu130', gpu='no',
-           nvcc='none', mmcv='2.1.0', mmcv_ops='cpu', wheels=WHEEL)
+H100 = dict(
+    python='3.12',
+    torch='2.11.0+cu130',
+    torchvision='0.26.0+cu130',
+    gpu='yes',
+    nvcc='13.0',
+    mmcv='none',
+    mmcv_ops='none',
+    wheels='none')
+CPU = dict(
+    python='3.11',
+    torch='2.14.1+cu130',
+    torchvision='0.29.1+cu130',
+    gpu='no',
+    nvcc='none',
+    mmcv='2.1.0',
+    mmcv_ops='cpu',
+    wheels=WHEEL)
 
 
 def plan(target='auto', **facts):
@@ -25,9 +39,13 @@ def plan(target='auto', **facts):
 
 def dry_run(*args, env=None, python=None):
     """``bash tools/setup_env.sh --dry-run ARGS`` with an interpreter that refuses pip."""
-    return subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', *args], capture_output=True,
-                          text=True, env={**os.environ, 'PYTHON': python or sys.executable,
-                                          **(env or {})})
+    return subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', *args],
+                          capture_output=True,
+                          text=True,
+                          env={
+                              **os.environ, 'PYTHON': python or sys.executable,
+                              **(env or {})
+                          })
 
 
 def facts_args(**facts):
@@ -77,11 +95,14 @@ def test_mmcv_built_for_another_cuda_major_is_rebuilt():
 
 
 def test_openmmlab_wheel_is_tried_where_one_is_published():
-    p = plan(**{**H100, 'python': '3.10', 'torch': '2.1.2+cu121', 'torchvision': '0.16.2',
-                'nvcc': '12.4'})
+    p = plan(**{
+        **H100, 'python': '3.10',
+        'torch': '2.1.2+cu121',
+        'torchvision': '0.16.2',
+        'nvcc': '12.4'
+    })
     assert p['torch'] == 'keep' and p['cxx_std'] == '17'
-    assert p['mmcv_try'] == [
-        'https://download.openmmlab.com/mmcv/dist/cu121/torch2.1/index.html']
+    assert p['mmcv_try'] == ['https://download.openmmlab.com/mmcv/dist/cu121/torch2.1/index.html']
 
 
 @pytest.mark.parametrize('facts,match', [
@@ -97,10 +118,13 @@ def test_cpu_machine_behaves_as_before():
     # nvcc alone (this CPU machine ships one) does not make a CUDA machine
     p = plan(**{**CPU, 'nvcc': '13.0'})
     assert p['target'] == 'cpu' and p['torch'] == 'keep' and p['mmcv'] == 'keep'
-    p = plan(**{**CPU, 'torch': '2.13.0', 'torchvision': '0.28.0', 'mmcv': 'none',
-                'mmcv_ops': 'none'})
-    assert p['torch'] == 'install' and p['torch_spec'] == ['torch==2.14.1',
-                                                           'torchvision==0.29.1']
+    p = plan(**{
+        **CPU, 'torch': '2.13.0',
+        'torchvision': '0.28.0',
+        'mmcv': 'none',
+        'mmcv_ops': 'none'
+    })
+    assert p['torch'] == 'install' and p['torch_spec'] == ['torch==2.14.1', 'torchvision==0.29.1']
     assert p['mmcv'] == 'build' and p['mmcv_try'] == ['folder'] and p['force_cuda'] == '0'
     p = plan(**{**CPU, 'mmcv': 'none', 'mmcv_ops': 'none', 'wheels': 'none'})
     assert p['mmcv_try'] == [] and p['force_cuda'] == '0' and p['cxx_std'] == '20'
@@ -156,7 +180,9 @@ def test_dry_run_on_this_machine_detects_its_facts(no_pip):
     (['--dry-run', '--fact', 'gpus=yes'], "--fact 'gpus=yes': use KEY=VALUE"),
     (['--fact', 'gpu=yes'], '--fact describes a machine that is not this one'),
     (['--frobnicate'], "unknown option '--frobnicate'"),
-    (['--dry-run', *facts_args(**{**H100, 'nvcc': 'none'})], 'no nvcc was found'),
+    (['--dry-run', *facts_args(**{
+        **H100, 'nvcc': 'none'
+    })], 'no nvcc was found'),
 ])
 def test_bad_requests_are_one_error_line(no_pip, args, match):
     out = dry_run(*args, python=no_pip)
@@ -174,7 +200,8 @@ def test_bad_target_in_the_environment_is_one_error_line(no_pip):
 
 
 def test_help_names_the_dry_run_and_the_target():
-    out = subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', '--help'], capture_output=True,
+    out = subprocess.run(['bash', f'{ROOT}/tools/setup_env.sh', '--help'],
+                         capture_output=True,
                          text=True)
     assert out.returncode == 0 and '--dry-run' in out.stdout and 'MMLIERA_TARGET' in out.stdout
     assert 'set -euo' not in out.stdout
@@ -215,8 +242,7 @@ def test_cuda_home_sees_through_an_nvcc_wrapper_script(tmp_path, monkeypatch):
     assert setup_plan.find_cuda_home(str(wrapper)) == str(tmp_path / 'cuda-13.0')
 
 
-def test_math_headers_come_from_torchs_nvidia_wheels_only_where_the_toolkit_lacks_them(
-        tmp_path):
+def test_math_headers_come_from_torchs_nvidia_wheels_only_where_the_toolkit_lacks_them(tmp_path):
     home = tmp_path / 'cuda'
     _toolkit(str(home), headers=['cublas_v2.h'])
     site = tmp_path / 'site'
@@ -238,8 +264,11 @@ def test_shell_plan_of_a_cuda_build_sets_cuda_home_and_header_path(tmp_path):
     target, and CPATH with the headers of torch's wheels (this interpreter's site-packages)."""
     _toolkit(str(tmp_path / 'cuda'))
     env = {**os.environ, 'CUDA_HOME': str(tmp_path / 'cuda'), 'TORCH_CUDA_ARCH_LIST': '9.0'}
-    out = subprocess.run([sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell',
-                          *facts_args(**H100)], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell', *facts_args(**H100)],
+        capture_output=True,
+        text=True,
+        env=env)
     assert out.returncode == 0, out.stderr
     values = dict(line.split('=', 1) for line in out.stdout.splitlines())
     assert values['PLAN_MMCV'] == 'build' and values['PLAN_ARCH_LIST'] == '9.0'
@@ -247,8 +276,12 @@ def test_shell_plan_of_a_cuda_build_sets_cuda_home_and_header_path(tmp_path):
     assert values['PLAN_NVCC'] == str(tmp_path / 'cuda' / 'bin' / 'nvcc')
     import site
     expected = setup_plan.find_math_includes(
-        str(tmp_path / 'cuda'), site.getsitepackages() + [site.getusersitepackages()])
+        str(tmp_path / 'cuda'),
+        site.getsitepackages() + [site.getusersitepackages()])
     assert values['PLAN_CUDA_CPATH'].strip("'") == ':'.join(expected)
-    cpu = subprocess.run([sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell',
-                          *facts_args(**CPU)], capture_output=True, text=True, env=env)
+    cpu = subprocess.run(
+        [sys.executable, f'{ROOT}/tools/setup_plan.py', '--shell', *facts_args(**CPU)],
+        capture_output=True,
+        text=True,
+        env=env)
     assert "PLAN_CUDA_HOME=''" in cpu.stdout  # a CPU build leaves CUDA alone

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 from mmengine.config import Config
 
-from helpers import ROOT
 from mmliera.cli import parse_test_args, parse_train_args
-from mmliera.engine.runner.launch import setup_distributed
+from mmliera.cli.launch import setup_distributed
 
 TOOLS = osp.join(ROOT, 'tools')
 FAKE_SRUN = f"""#!/usr/bin/env bash
@@ -40,12 +40,23 @@ def slurm(tmp_path, script, args, **env):
         python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         python.chmod(0o755)
     log = tmp_path / 'srun.json'
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'SRUN_ARGS')}
-    full_env.update(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', FAKE_SRUN_LOG=str(log),
-                    PYTHONPATH='/some/where', **env)
-    done = subprocess.run(['bash', osp.join(TOOLS, script)] + args, cwd=tmp_path, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'SRUN_ARGS')
+    }
+    full_env.update(
+        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+        FAKE_SRUN_LOG=str(log),
+        PYTHONPATH='/some/where',
+        **env)
+    done = subprocess.run(
+        ['bash', osp.join(TOOLS, script)] + args,
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300)
     record = json.loads(log.read_text()) if log.exists() else None
     return done, record
 
@@ -56,36 +67,43 @@ def test_slurm_train_defaults(tmp_path):
     assert rec['argv'] == [
         '-p', 'gpu', '--job-name=liera', '--gres=gpu:8', '--ntasks=8', '--ntasks-per-node=8',
         '--cpus-per-task=5', '--kill-on-bad-exit=1', 'python', '-u',
-        osp.join(TOOLS, 'train.py'), 'configs/x.py', '--work-dir=work_dirs/x',
-        '--launcher=slurm']
+        osp.join(TOOLS, 'train.py'), 'configs/x.py', '--work-dir=work_dirs/x', '--launcher=slurm'
+    ]
     first = rec['env']['PYTHONPATH'].split(os.pathsep)
     assert osp.realpath(first[0]) == osp.realpath(ROOT) and first[1] == '/some/where'
 
 
 def test_slurm_train_environment_and_extra_args(tmp_path):
-    done, rec = slurm(tmp_path, 'slurm_train.sh',
-                      ['p1', 'job', 'c.py', 'w', '--amp', '--cfg-options', 'a=b c'],
-                      GPUS='16', GPUS_PER_NODE='4', CPUS_PER_TASK='3',
-                      SRUN_ARGS='--time=1:00:00 --qos=high')
+    done, rec = slurm(
+        tmp_path,
+        'slurm_train.sh', ['p1', 'job', 'c.py', 'w', '--amp', '--cfg-options', 'a=b c'],
+        GPUS='16',
+        GPUS_PER_NODE='4',
+        CPUS_PER_TASK='3',
+        SRUN_ARGS='--time=1:00:00 --qos=high')
     assert done.returncode == 0, done.stderr
     assert rec['argv'] == [
         '-p', 'p1', '--job-name=job', '--gres=gpu:4', '--ntasks=16', '--ntasks-per-node=4',
-        '--cpus-per-task=3', '--kill-on-bad-exit=1', '--time=1:00:00', '--qos=high', 'python',
-        '-u', osp.join(TOOLS, 'train.py'), 'c.py', '--work-dir=w', '--launcher=slurm', '--amp',
-        '--cfg-options', 'a=b c']
+        '--cpus-per-task=3', '--kill-on-bad-exit=1', '--time=1:00:00', '--qos=high', 'python', '-u',
+        osp.join(TOOLS, 'train.py'), 'c.py', '--work-dir=w', '--launcher=slurm', '--amp',
+        '--cfg-options', 'a=b c'
+    ]
     assert rec['env']['GPUS'] == '16' and rec['env']['SRUN_ARGS'] == '--time=1:00:00 --qos=high'
 
 
 def test_slurm_test_command(tmp_path):
-    done, rec = slurm(tmp_path, 'slurm_test.sh',
-                      ['gpu', 'eval', 'c.py', 'work_dirs/x/epoch_12.pth', '--out', 'r.pkl'],
-                      GPUS='2', GPUS_PER_NODE='2')
+    done, rec = slurm(
+        tmp_path,
+        'slurm_test.sh', ['gpu', 'eval', 'c.py', 'work_dirs/x/epoch_12.pth', '--out', 'r.pkl'],
+        GPUS='2',
+        GPUS_PER_NODE='2')
     assert done.returncode == 0, done.stderr
     assert rec['argv'] == [
         '-p', 'gpu', '--job-name=eval', '--gres=gpu:2', '--ntasks=2', '--ntasks-per-node=2',
         '--cpus-per-task=5', '--kill-on-bad-exit=1', 'python', '-u',
-        osp.join(TOOLS, 'test.py'), 'c.py', 'work_dirs/x/epoch_12.pth', '--launcher=slurm',
-        '--out', 'r.pkl']
+        osp.join(TOOLS, 'test.py'), 'c.py', 'work_dirs/x/epoch_12.pth', '--launcher=slurm', '--out',
+        'r.pkl'
+    ]
     assert osp.realpath(rec['env']['PYTHONPATH'].split(os.pathsep)[0]) == osp.realpath(ROOT)
 
 
@@ -110,9 +128,16 @@ def test_tools_accept_launcher_slurm():
 def test_srun_task_reaches_the_config_from_another_folder(tmp_path):
     """The task srun starts runs this repo's train.py with --launcher=slurm (from tmp_path):
     it loads the COCO config and stops at the missing data, before any distributed init."""
-    done, _ = slurm(tmp_path, 'slurm_train.sh',
-                    ['gpu', 'job', osp.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'),
-                     str(tmp_path / 'w')], FAKE_SRUN_EXEC='1', GPUS='1', GPUS_PER_NODE='1')
+    done, _ = slurm(
+        tmp_path,
+        'slurm_train.sh', [
+            'gpu', 'job',
+            osp.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'),
+            str(tmp_path / 'w')
+        ],
+        FAKE_SRUN_EXEC='1',
+        GPUS='1',
+        GPUS_PER_NODE='1')
     assert done.returncode == 1, done.stderr[-3000:]
     assert (f'error: {osp.join(ROOT, "configs", "liera_maskrcnn_convnextv2.py")} expects data '
             f'that is not there (relative to {tmp_path}): data/coco/annotations/'

@@ -22,10 +22,11 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     a = ensure_synthetic_coco(str(tmp_path / 'a'), **SMALL)
     b = ensure_synthetic_coco(str(tmp_path / 'b'), **SMALL)
     fa, fb = files(a), files(b)
-    assert sorted(fa) == sorted(['DONE.json', 'annotations/instances_train.json',
-                                 'annotations/instances_val.json', 'train/000000.jpg',
-                                 'train/000001.jpg', 'train/000002.jpg', 'val/000000.jpg',
-                                 'val/000001.jpg'])
+    assert sorted(fa) == sorted([
+        'DONE.json', 'annotations/instances_train.json', 'annotations/instances_val.json',
+        'train/000000.jpg', 'train/000001.jpg', 'train/000002.jpg', 'val/000000.jpg',
+        'val/000001.jpg'
+    ])
     assert fa == fb
     c = files(ensure_synthetic_coco(str(tmp_path / 'c'), seed=1, **SMALL))
     assert c['train/000000.jpg'] != fa['train/000000.jpg']
@@ -71,12 +72,13 @@ def test_bad_settings(tmp_path, kwargs, msg):
 def test_transfer_task_is_deterministic_valid_coco_and_kept_apart_from_the_shapes(tmp_path):
     from pycocotools.coco import COCO
 
-    from mmliera.datasets.transfer_coco import CLASSES as TARGET, ensure_transfer_coco
+    from mmliera.datasets.transfer_coco import CLASSES as TARGET
+    from mmliera.datasets.transfer_coco import ensure_transfer_coco
     small = dict(splits=dict(train=4, test=2), image_size=96)
     a = files(ensure_transfer_coco(str(tmp_path / 'a'), **small))
     assert a == files(ensure_transfer_coco(str(tmp_path / 'b'), **small))
-    assert a['train/000000.jpg'] != files(ensure_transfer_coco(
-        str(tmp_path / 'c'), seed=1, **small))['train/000000.jpg']
+    assert a['train/000000.jpg'] != files(
+        ensure_transfer_coco(str(tmp_path / 'c'), seed=1, **small))['train/000000.jpg']
     assert json.loads(a['DONE.json'])['task'] == 'transfer'
     coco = COCO(str(tmp_path / 'a' / 'annotations' / 'instances_train.json'))
     assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(TARGET)
@@ -84,8 +86,7 @@ def test_transfer_task_is_deterministic_valid_coco_and_kept_apart_from_the_shape
     for ann in coco.loadAnns(coco.getAnnIds()):
         assert coco.annToMask(ann).sum() > 0 and ann['area'] > 0
     # a folder of the demo's shapes is not taken for the transfer task, nor the reverse
-    shapes = ensure_synthetic_coco(str(tmp_path / 's'), splits=dict(train=4, test=2),
-                                   image_size=96)
+    shapes = ensure_synthetic_coco(str(tmp_path / 's'), splits=dict(train=4, test=2), image_size=96)
     with pytest.raises(ValueError, match="'task': 'transfer'"):
         ensure_transfer_coco(shapes, **small)
     with pytest.raises(ValueError, match='delete the folder'):

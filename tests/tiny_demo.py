@@ -1,8 +1,7 @@
 """A tiny variant of the demo for fast tests: its data and "pretrained" backbone in a temp dir."""
-import torch
-
 import os
 
+import torch
 from helpers import DEMO, ROOT, write_cfg
 
 TRANSFER = os.path.join(ROOT, 'configs', 'transfer')
@@ -12,10 +11,17 @@ def write_random_backbone(path):
     """An mmpretrain-format ConvNeXt-V2-atto checkpoint (random weights) at ``path``."""
     from mmpretrain.models import ConvNeXt
     torch.manual_seed(0)
-    m = ConvNeXt(arch='atto', use_grn=True, layer_scale_init_value=0.,
-                 gap_before_final_norm=False, out_indices=[0, 1, 2, 3])
-    torch.save(dict(meta=dict(), state_dict={f'backbone.{k}': v
-                                             for k, v in m.state_dict().items()}), str(path))
+    m = ConvNeXt(
+        arch='atto',
+        use_grn=True,
+        layer_scale_init_value=0.,
+        gap_before_final_norm=False,
+        out_indices=[0, 1, 2, 3])
+    torch.save(
+        dict(meta=dict(), state_dict={
+            f'backbone.{k}': v
+            for k, v in m.state_dict().items()
+        }), str(path))
     return str(path)
 
 
@@ -26,7 +32,8 @@ def tiny_demo_cfg(tmp, iters=2):
     if not pretrained.exists():
         write_random_backbone(pretrained)
     data = tmp / 'data'
-    return write_cfg(tmp / 'tiny_demo.py', DEMO, f"""
+    return write_cfg(
+        tmp / 'tiny_demo.py', DEMO, f"""
 data_root = '{data}/'
 synthetic = dict(image_size=256, splits=dict(train=8, val=4))
 model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))
@@ -49,7 +56,8 @@ def tiny_transfer_cfg(tmp, name, base, extra=''):
     if not pretrained.exists():
         write_random_backbone(pretrained)
     data = tmp / 'data'
-    return write_cfg(tmp / f'{name}.py', os.path.join(TRANSFER, base), f"""
+    return write_cfg(
+        tmp / f'{name}.py', os.path.join(TRANSFER, base), f"""
 data_root = '{data}/'
 synthetic = dict(image_size=128, splits=dict(train=8, test=4))
 model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))

@@ -43,8 +43,9 @@ import time
 
 import torch
 
-TRAIN = ['full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_lora', 'peft_hira',
-         'liera_peft']
+from mmliera.cli.errors import UsageError
+
+TRAIN = ['full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_lora', 'peft_hira', 'liera_peft']
 INFER = ['plain_infer', 'merged_infer']
 
 
@@ -56,7 +57,7 @@ def have_peft():
         return False
 
 
-def peft_targets(backbone, kind):
+def peft_targets(backbone):
     """Module names PEFT's LoRA / HiRA accept: Linear and ungrouped Conv2d."""
     names = []
     for n, m in backbone.named_modules():
@@ -71,8 +72,13 @@ def build(method, args, device):
 
     import mmliera
     torch.manual_seed(0)
-    m = ConvNeXt(arch=args.arch, use_grn=True, layer_scale_init_value=0.,
-                 out_indices=[0, 1, 2, 3], gap_before_final_norm=False, init_cfg=None)
+    m = ConvNeXt(
+        arch=args.arch,
+        use_grn=True,
+        layer_scale_init_value=0.,
+        out_indices=[0, 1, 2, 3],
+        gap_before_final_norm=False,
+        init_cfg=None)
     if method == 'full':
         return m.to(device), True
     for p in m.parameters():
@@ -83,13 +89,15 @@ def build(method, args, device):
         mode = dict(lora='lora', liera_exp='exp').get(method, 'taylor')
         mmliera.inject_adapters(m, rank=args.rank, mode=mode, check_zeros=False)
     elif method == 'liera_peft':
-        mmliera.inject_adapters(m, rank=args.rank, targets=[
-            n.replace('.', r'\.') for n in peft_targets(m, 'hira')], check_zeros=False)
+        mmliera.inject_adapters(
+            m,
+            rank=args.rank,
+            targets=[n.replace('.', r'\.') for n in peft_targets(m)],
+            check_zeros=False)
     elif method in ('peft_lora', 'peft_hira'):
         from peft import HiraConfig, LoraConfig, inject_adapter_in_model
         config_cls = LoraConfig if method == 'peft_lora' else HiraConfig
-        m = inject_adapter_in_model(config_cls(r=args.rank, target_modules=peft_targets(
-            m, method)), m)
+        m = inject_adapter_in_model(config_cls(r=args.rank, target_modules=peft_targets(m)), m)
         for n, p in m.named_parameters():
             p.requires_grad_('lora_' in n or 'hira_' in n)
     for layer in mmliera.adapter_layers(m).values():  # a trained-looking adapter, not B = 0
@@ -130,8 +138,8 @@ class Step:
             self.model.eval()
 
     def __call__(self):
-        autocast = torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16,
-                                  enabled=self.amp is not None)
+        autocast = torch.autocast(
+            self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None)
         if not self.train:
             with torch.no_grad(), autocast:
                 self.model(self.x)
@@ -181,9 +189,13 @@ def run_times(methods, args, device):
 
 def peak_memory(method, args):
     """Run one method in a fresh process; its peak memory in MB."""
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', method, '--arch', args.arch,
-           '--batch', str(args.batch), '--size', str(args.size), '--rank', str(args.rank),
-           '--warmup', '1', '--repeats', '2', '--device', args.device]
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__), '--worker', method, '--arch', args.arch, '--batch',
+        str(args.batch), '--size',
+        str(args.size), '--rank',
+        str(args.rank), '--warmup', '1', '--repeats', '2', '--device', args.device
+    ]
     if args.amp:
         cmd += ['--amp'] + (['--amp-dtype', args.amp_dtype] if args.amp_dtype else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -243,33 +255,29 @@ def worker(args, device):
     print(json.dumps(measure_memory(args.worker, args, device, 1, 2)))
 
 
-# name -> (numerator, denominator, 'time' | 'memory' | 'above'): 'above' = step memory above the
-# built model
+# name -> (numerator, denominator, 'time' | 'memory' | 'above', target or None: reported only);
+# 'above' = step memory above the built model
 RATIOS = {
-    'liera / full (time)': ('liera', 'full', 'time'),
-    'liera / full (peak memory)': ('liera', 'full', 'memory'),
-    'liera / full (step memory above the built model)': ('liera', 'full', 'above'),
-    'liera / lora (time)': ('liera', 'lora', 'time'),
-    'liera / lora (peak memory)': ('liera', 'lora', 'memory'),
-    'liera_exp / liera (time)': ('liera_exp', 'liera', 'time'),
-    'liera_exp / liera (peak memory)': ('liera_exp', 'liera', 'memory'),
-    'liera_peft / peft_lora (time)': ('liera_peft', 'peft_lora', 'time'),
-    'liera_peft / peft_lora (peak memory)': ('liera_peft', 'peft_lora', 'memory'),
-    'liera_peft / peft_hira (time)': ('liera_peft', 'peft_hira', 'time'),
-    'merged_infer / plain_infer (time)': ('merged_infer', 'plain_infer', 'time'),
-}
-TARGETS = {  # None: reported, no target
-    'liera / full (time)': 1.00, 'liera / full (step memory above the built model)': 0.90,
-    'liera / lora (time)': 1.00, 'liera / lora (peak memory)': 1.00,
-    'liera_exp / liera (time)': 1.05, 'liera_exp / liera (peak memory)': 1.02,
-    'liera_peft / peft_lora (time)': None, 'liera_peft / peft_lora (peak memory)': 1.00,
-    'liera_peft / peft_hira (time)': 0.75, 'merged_infer / plain_infer (time)': 1.02,
+    'liera / full (time)': ('liera', 'full', 'time', 1.00),
+    'liera / full (peak memory)': ('liera', 'full', 'memory', None),  # see target()
+    'liera / full (step memory above the built model)': ('liera', 'full', 'above', 0.90),
+    'liera / lora (time)': ('liera', 'lora', 'time', 1.00),
+    'liera / lora (peak memory)': ('liera', 'lora', 'memory', 1.00),
+    'liera_exp / liera (time)': ('liera_exp', 'liera', 'time', 1.05),
+    'liera_exp / liera (peak memory)': ('liera_exp', 'liera', 'memory', 1.02),
+    'liera_peft / peft_lora (time)': ('liera_peft', 'peft_lora', 'time', None),
+    'liera_peft / peft_lora (peak memory)': ('liera_peft', 'peft_lora', 'memory', 1.00),
+    'liera_peft / peft_hira (time)': ('liera_peft', 'peft_hira', 'time', 0.75),
+    'merged_infer / plain_infer (time)': ('merged_infer', 'plain_infer', 'time', 1.02),
 }
 # the paper's COCO figures (ConvNeXt-V2-B, r=16, minutes/epoch and GB): Table 5 LieRA 50.17 /
 # 9.97 vs LoRA 55.42 / 8.62; Table 6 without Taylor 76.28 / 14.74
-PAPER = {'liera / lora (time)': 50.17 / 55.42, 'liera / lora (peak memory)': 9.97 / 8.62,
-         'liera_exp / liera (time)': 76.28 / 50.17,
-         'liera_exp / liera (peak memory)': 14.74 / 9.97}
+PAPER = {
+    'liera / lora (time)': 50.17 / 55.42,
+    'liera / lora (peak memory)': 9.97 / 8.62,
+    'liera_exp / liera (time)': 76.28 / 50.17,
+    'liera_exp / liera (peak memory)': 14.74 / 9.97
+}
 
 
 def target(name, args):
@@ -277,7 +285,7 @@ def target(name, args):
     1), reported elsewhere (at detection sizes activations dominate both)."""
     if name == 'liera / full (peak memory)':
         return 0.80 if (args.size, args.batch) == (384, 1) else None
-    return TARGETS[name]
+    return RATIOS[name][3]
 
 
 def ratio(a, b):
@@ -288,34 +296,45 @@ def report(times, counts, memory, above, args, device):
     med = {m: statistics.median(t) for m, t in times.items()}
     rows = []
     for m in times:
-        rows.append(dict(method=m, trainable=counts[m], median_s=med[m], min_s=min(times[m]),
-                         max_s=max(times[m]), peak_mb=memory.get(m),
-                         above_model_mb=above.get(m)))
+        rows.append(
+            dict(
+                method=m,
+                trainable=counts[m],
+                median_s=med[m],
+                min_s=min(times[m]),
+                max_s=max(times[m]),
+                peak_mb=memory.get(m),
+                above_model_mb=above.get(m)))
     figures = dict(time=med, memory=memory, above=above)
-    ratios = {name: ratio(figures[fig].get(a), figures[fig].get(b))
-              for name, (a, b, fig) in RATIOS.items()}
+    ratios = {
+        name: ratio(figures[fig].get(a), figures[fig].get(b))
+        for name, (a, b, fig, _) in RATIOS.items()
+    }
     targets = {name: target(name, args) for name in RATIOS}
     if device.type == 'cuda':
         where = f'{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}'
     else:
         where = f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     amp = amp_dtype(args, device)
-    head = (f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
-            f'{args.rank}, device {device} ({where}), torch {torch.__version__}, '
-            + (f'autocast {str(amp).replace("torch.", "")}, ' if amp else 'fp32, ')
-            + f'{args.repeats} timed rounds after {args.warmup} warm-up'
-            + ('' if args.no_memory else ', peak memory of each method ' + (
-                'in one process, the others freed' if args.memory == 'inline'
-                else 'in its own process')))
-    lines = [head, '', '| method | trainable params | step time median (s) | min-max (s) | '
-             'peak memory (MB) | of which steps (MB) |', '|---|---:|---:|---:|---:|---:|']
+    head = (
+        f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
+        f'{args.rank}, device {device} ({where}), torch {torch.__version__}, ' +
+        (f'autocast {str(amp).replace("torch.", "")}, ' if amp else 'fp32, ') +
+        f'{args.repeats} timed rounds after {args.warmup} warm-up' +
+        ('' if args.no_memory else ', peak memory of each method ' +
+         ('in one process, the others freed' if args.memory == 'inline' else 'in its own process')))
+    lines = [
+        head, '', '| method | trainable params | step time median (s) | min-max (s) | '
+        'peak memory (MB) | of which steps (MB) |', '|---|---:|---:|---:|---:|---:|'
+    ]
     for r in rows:
         mem = '' if r['peak_mb'] is None else f"{r['peak_mb']:.0f}"
         step = '' if r['above_model_mb'] is None else f"{r['above_model_mb']:.0f}"
         lines.append(f"| {r['method']} | {r['trainable']:,} | {r['median_s']:.3f} | "
                      f"{r['min_s']:.3f}-{r['max_s']:.3f} | {mem} | {step} |")
-    lines += ['', '| ratio | measured | target | paper (COCO, Tables 5-6) |',
-              '|---|---:|---:|---:|']
+    lines += [
+        '', '| ratio | measured | target | paper (COCO, Tables 5-6) |', '|---|---:|---:|---:|'
+    ]
     for k, v in ratios.items():
         if v is not None:
             t = targets[k]
@@ -323,8 +342,8 @@ def report(times, counts, memory, above, args, device):
                 f"<= {t:.2f} ({'ok' if v <= t else 'missed'})"
             paper = '' if k not in PAPER else f'{PAPER[k]:.3f}'
             lines.append(f'| {k} | {v:.3f} | {goal} | {paper} |')
-    return '\n'.join(lines), dict(setting=head, rows=rows, ratios=ratios, targets=targets,
-                                  paper=PAPER)
+    return '\n'.join(lines), dict(
+        setting=head, rows=rows, ratios=ratios, targets=targets, paper=PAPER)
 
 
 def main(argv=None):
@@ -335,42 +354,50 @@ def main(argv=None):
     p.add_argument('--rank', type=int, default=16)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--methods', nargs='+', default=TRAIN + INFER,
-                   choices=TRAIN + INFER)
+    p.add_argument('--methods', nargs='+', default=TRAIN + INFER, choices=TRAIN + INFER)
     p.add_argument('--no-memory', action='store_true', help='skip the peak memory')
-    p.add_argument('--memory', choices=['process', 'inline'],
-                   help='peak memory of each method in a fresh process (the CPU default) or '
-                        'in this process after the others are freed (the CUDA default: the '
-                        "allocator's peak counts live tensors only; saves a start-up per "
-                        'method). CPU needs process: its peak RSS never goes down')
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
-                   help='cpu or cuda (default: cuda when available)')
-    p.add_argument('--amp', action='store_true',
-                   help='mixed precision: autocast float16 on CUDA (with a GradScaler), '
-                        'bfloat16 on CPU')
-    p.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
-                   help='the autocast dtype of --amp (default: float16 on CUDA, bfloat16 on CPU)')
-    p.add_argument('--paper', action='store_true',
-                   help="the paper's detection setting: --arch base --size 1024 --batch 2 "
-                        '(each unless given)')
+    p.add_argument(
+        '--memory',
+        choices=['process', 'inline'],
+        help='peak memory of each method in a fresh process (the CPU default) or '
+        'in this process after the others are freed (the CUDA default: the '
+        "allocator's peak counts live tensors only; saves a start-up per "
+        'method). CPU needs process: its peak RSS never goes down')
+    p.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda (default: cuda when available)')
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: autocast float16 on CUDA (with a GradScaler), '
+        'bfloat16 on CPU')
+    p.add_argument(
+        '--amp-dtype',
+        choices=['float16', 'bfloat16'],
+        help='the autocast dtype of --amp (default: float16 on CUDA, bfloat16 on CPU)')
+    p.add_argument(
+        '--paper',
+        action='store_true',
+        help="the paper's detection setting: --arch base --size 1024 --batch 2 "
+        '(each unless given)')
     p.add_argument('--out', default='work_dirs/benchmark')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for name, default, paper in (('arch', 'base', 'base'), ('size', 384, 1024),
-                                 ('batch', 1, 2)):
+    for name, default, paper in (('arch', 'base', 'base'), ('size', 384, 1024), ('batch', 1, 2)):
         if getattr(args, name) is None:
             setattr(args, name, paper if args.paper else default)
     if args.amp_dtype and not args.amp:
-        p.error('--amp-dtype needs --amp')
+        raise UsageError('--amp-dtype needs --amp')
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        p.error('--device cuda: torch sees no CUDA device here (torch '
-                f'{torch.__version__}); use --device cpu')
+        raise UsageError('--device cuda: torch sees no CUDA device here (torch '
+                         f'{torch.__version__}); use --device cpu')
     if device.type not in ('cpu', 'cuda'):
-        p.error(f'--device {args.device}: use cpu or cuda')
+        raise UsageError(f'--device {args.device}: use cpu or cuda')
     if args.memory == 'inline' and device.type != 'cuda':
-        p.error('--memory inline needs --device cuda (the CPU peak RSS never goes down); '
-                'use --memory process')
+        raise UsageError('--memory inline needs --device cuda (the CPU peak RSS never goes '
+                         'down); use --memory process')
     args.memory = args.memory or ('inline' if device.type == 'cuda' else 'process')
     if args.worker:
         return worker(args, device)
@@ -404,4 +431,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmliera.cli.errors import exit_on_user_error
+    exit_on_user_error(main)()

@@ -9,8 +9,10 @@ Datasets that generate their data (the demo, the transfer task) are made first i
 """
 import argparse
 
-import mmliera  # noqa: F401  (environment check, registration)
 from mmengine.config import DictAction
+
+import mmliera  # noqa: F401  (environment check, registration)
+from mmliera.cli.errors import UsageError, exit_on_user_error
 
 
 def main(argv=None):
@@ -23,7 +25,7 @@ def main(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args(argv)
     if args.num < 1 or args.cols < 1:
-        raise SystemExit('error: --num and --cols must be at least 1')
+        raise UsageError('--num and --cols must be at least 1')
 
     import os
 
@@ -34,22 +36,23 @@ def main(argv=None):
     from mmdet.registry import DATASETS
     from mmdet.structures.bbox import BaseBoxes
     from mmdet.visualization import DetLocalVisualizer
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    from mmliera.atomic_file import atomic_path
+    from mmliera.apis import load_config
+    from mmliera.checkpoint.atomic import atomic_path
 
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     loader = cfg.get(f'{args.split}_dataloader')
     if not loader:
         raise SystemExit(f'error: {args.config} has no {args.split}_dataloader; '
                          'choose another --split')
     ds_cfg = loader['dataset']
-    ds_cfg.pipeline = [dict(type='LoadImageFromFile'),
-                       dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-                       dict(type='PackDetInputs')]
+    ds_cfg.pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='PackDetInputs')
+    ]
     ds_cfg.test_mode = False  # keep the annotations
     dataset = DATASETS.build(ds_cfg)
     vis = DetLocalVisualizer(name='browse_dataset', line_width=2, alpha=0.5)
@@ -67,8 +70,10 @@ def main(argv=None):
         tiles.append(vis.get_image())
     h = max(t.shape[0] for t in tiles)
     w = max(t.shape[1] for t in tiles)
-    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, w - t.shape[1]), (0, 0)), constant_values=255)
-             for t in tiles]
+    tiles = [
+        np.pad(t, ((0, h - t.shape[0]), (0, w - t.shape[1]), (0, 0)), constant_values=255)
+        for t in tiles
+    ]
     tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % args.cols)
     rows = [np.concatenate(tiles[r:r + args.cols], 1) for r in range(0, len(tiles), args.cols)]
     ext = os.path.splitext(args.out)[1] or '.png'
@@ -82,4 +87,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)()

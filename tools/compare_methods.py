@@ -3,13 +3,13 @@
     python tools/compare_methods.py [NAME=]CONFIG ... [--seeds 0 1 2] [--work-dir DIR]
                                     [--out-dir DIR] [--cfg-options k=v ...] [--rerun]
 
-See mmliera/method_comparison.py and README's "Does LieRA pay off?" section.
+See mmliera/cli/compare/ and docs/study.md ("Does LieRA pay off?").
 """
 import sys
 
 import mmliera  # noqa: F401  (environment check, registration)
 from mmliera.cli import exit_on_user_error
-from mmliera.method_comparison import ComparisonError, main
+from mmliera.cli.compare import main
 
 if __name__ == '__main__':
-    sys.exit(exit_on_user_error(main, (ComparisonError, ))())
+    sys.exit(exit_on_user_error(main)())

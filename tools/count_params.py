@@ -7,24 +7,30 @@ policy of the config's LieRAFreezeHook applied.
 """
 import argparse
 
-import mmliera  # noqa: F401  (environment check, registration)
 from mmengine.config import DictAction
+
+import mmliera  # noqa: F401  (environment check, registration)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. model.backbone.adapter.rank=32')
-    parser.add_argument('--sizes', action='store_true',
-                        help='also write an adapter-only checkpoint and a full state dict to a '
-                        'temporary folder and print their file sizes')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.backbone.adapter.rank=32')
+    parser.add_argument(
+        '--sizes',
+        action='store_true',
+        help='also write an adapter-only checkpoint and a full state dict to a '
+        'temporary folder and print their file sizes')
     args = parser.parse_args(argv)
 
-    from mmliera.cli import build_model_from_config
-    from mmliera.counting import adapter_counts, format_counts
-    from mmliera.engine.runner.liera_runner import freeze_hooks_of
-    from mmliera.freeze import format_table, parameter_table
+    from mmliera.apis.model import build_model_from_config
+    from mmliera.engine.hooks.freeze_hook import freeze_hooks_of
+    from mmliera.models.param_report import (adapter_counts, format_counts, format_table,
+                                             parameter_table)
 
     cfg, model = build_model_from_config(args.config, args.cfg_options)
     for hook in freeze_hooks_of(cfg.get('custom_hooks')):
@@ -33,8 +39,8 @@ def main(argv=None):
     backbone = getattr(model, 'backbone', model)
     settings = getattr(backbone, 'liera_adapter', None)
     print(f'config: {args.config}')
-    print(f'backbone: {type(backbone).__name__}'
-          + (f', adapter: {settings}' if settings else ', no LieRA adapters'))
+    print(f'backbone: {type(backbone).__name__}' +
+          (f', adapter: {settings}' if settings else ', no LieRA adapters'))
     print('\nLieRA adapter parameters by layer kind:')
     print(format_counts(adapter_counts(model)))
     print('\nParameters per module:')
@@ -68,4 +74,5 @@ def print_sizes(model):
 
 
 if __name__ == '__main__':
-    main()
+    from mmliera.cli import exit_on_user_error
+    exit_on_user_error(main)()

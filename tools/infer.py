@@ -12,31 +12,40 @@ label_names, masks as COCO RLE; instances with score >= --score-thr).
 """
 import argparse
 
-import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
 from mmengine.config import DictAction
 
-from mmliera.cli import USER_ERRORS, exit_on_user_error
-from mmliera.inference import InferenceInputError, LieRAInferencer, find_images, predict
+import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
+from mmliera.apis import LieRAInferencer, find_images, load_config, predict
+from mmliera.cli import exit_on_user_error
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file (a run\'s, or tools/merge_adapters.py\'s)')
-    parser.add_argument('checkpoint', help='.pth checkpoint / state dict or adapter '
-                        '.safetensors')
+    parser.add_argument(
+        'checkpoint', help='.pth checkpoint / state dict or adapter '
+        '.safetensors')
     parser.add_argument('inputs', nargs='+', help='image files, folders or quoted globs')
-    parser.add_argument('--out-dir', default='work_dirs/infer',
-                        help='pictures go to OUT_DIR/vis/, predictions to '
-                        'OUT_DIR/predictions.json')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='draw and keep the instances scoring at least this')
-    parser.add_argument('--device', default=None, help='e.g. cpu, cuda:0 (default: CUDA if '
-                        'available)')
-    parser.add_argument('--palette', default='none', choices=['none', 'coco', 'voc', 'citys',
-                                                              'random'],
-                        help='colours (default: the dataset\'s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--out-dir',
+        default='work_dirs/infer',
+        help='pictures go to OUT_DIR/vis/, predictions to '
+        'OUT_DIR/predictions.json')
+    parser.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.3,
+        help='draw and keep the instances scoring at least this')
+    parser.add_argument(
+        '--device', default=None, help='e.g. cpu, cuda:0 (default: CUDA if '
+        'available)')
+    parser.add_argument(
+        '--palette',
+        default='none',
+        choices=['none', 'coco', 'voc', 'citys', 'random'],
+        help='colours (default: the dataset\'s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -45,19 +54,15 @@ def _main(argv=None):
     images = find_images(args.inputs)
     config = args.config
     if args.cfg_options:
-        from mmengine.config import Config
-        cfg = Config.fromfile(config)
-        cfg.merge_from_dict(args.cfg_options)
-        config = cfg
-    inferencer = LieRAInferencer(config, args.checkpoint, device=args.device,
-                                 palette=args.palette)
+        config = load_config(config, args.cfg_options)
+    inferencer = LieRAInferencer(config, args.checkpoint, device=args.device, palette=args.palette)
     result = predict(inferencer, images, args.out_dir, args.score_thr)
     count = sum(len(e['scores']) for e in result['images'])
     print(f'{len(images)} images, {count} instances with score >= {args.score_thr}: pictures '
           f'in {args.out_dir}/vis/, predictions in {args.out_dir}/predictions.json')
 
 
-main = exit_on_user_error(_main, USER_ERRORS + (InferenceInputError, ))
+main = exit_on_user_error(_main)
 
 if __name__ == '__main__':
     main()

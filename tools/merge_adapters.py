@@ -10,8 +10,9 @@ Writes OUT_DIR/model.pth (plain state dict, W' folded in) and OUT_DIR/config.py 
 """
 import argparse
 
-import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
 from mmengine.config import DictAction
+
+import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
 
 
 def main(argv=None):
@@ -22,23 +23,16 @@ def main(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
 
-    from mmengine.runner import load_checkpoint
-
-    from mmliera.checkpoint import load_adapter_checkpoint
-    from mmliera.cli import build_model_from_config
-    from mmliera.engine.safe_load import mmengine_safe_globals
-    from mmliera.export import export_merged
+    from mmliera.apis.model import build_model_from_config
+    from mmliera.checkpoint import export_merged, load_weights, plain_config
 
     cfg, model = build_model_from_config(args.config, args.cfg_options)
-    with mmengine_safe_globals():
-        if args.checkpoint.endswith('.safetensors'):
-            model.init_weights()  # the base (pretrained) weights
-            load_adapter_checkpoint(model, args.checkpoint)
-        else:
-            load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    plain_config(cfg)  # a config that cannot be exported fails before any weight is read
+    load_weights(model, args.checkpoint)  # must fit the config's model (one clear error)
     ckpt, config = export_merged(cfg, model, args.out_dir)
     print(f'wrote {ckpt}\nwrote {config}')
 
 
 if __name__ == '__main__':
-    main()
+    from mmliera.cli import exit_on_user_error
+    exit_on_user_error(main)()

@@ -13,6 +13,7 @@ the training entry before it (mmengine logs it with the epoch as its step). Head
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 import re
 import sys
@@ -30,8 +31,9 @@ def find_scalars(path):
         return path
     if not osp.isdir(path):
         raise CurvesError(f'{path} is neither a work dir nor a scalars.json file')
-    found = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')) +
-                   glob.glob(osp.join(path, 'vis_data', 'scalars.json')))
+    found = sorted(
+        glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')) +
+        glob.glob(osp.join(path, 'vis_data', 'scalars.json')))
     if not found:
         raise CurvesError(f'{path} has no <timestamp>/vis_data/scalars.json: give the work dir '
                           'of a run of tools/train.py (or the scalars.json file itself)')
@@ -72,8 +74,8 @@ def plot(train, evals, losses, metrics, out, title):
     for key in metrics:
         pts = [(e['x'], e[key]) for e in evals if key in e]
         ax_map.plot(*zip(*pts), 'o-', label=key)
-        ax_map.annotate(f'{pts[-1][1]:.3f}', pts[-1], textcoords='offset points',
-                        xytext=(-10, 6), fontsize=8)
+        ax_map.annotate(
+            f'{pts[-1][1]:.3f}', pts[-1], textcoords='offset points', xytext=(-10, 6), fontsize=8)
     ax_map.set(xlabel='iteration', ylabel='mAP', title='validation mAP', ylim=(0, 1))
     if train:
         ax_map.set_xlim(0, max(e['x'] for e in train) * 1.05)
@@ -90,8 +92,9 @@ def main(argv=None):
     parser.add_argument('path', help='work dir of a run, or its vis_data/scalars.json')
     parser.add_argument('--out', help='PNG to write (default: curves.png in the run folder)')
     parser.add_argument('--losses', nargs='+', help='loss keys (default: every loss*)')
-    parser.add_argument('--metrics', nargs='+', help='metric keys (default: *bbox_mAP, '
-                        '*segm_mAP)')
+    parser.add_argument(
+        '--metrics', nargs='+', help='metric keys (default: *bbox_mAP, '
+        '*segm_mAP)')
     args = parser.parse_args(argv)
 
     scalars = find_scalars(args.path)
@@ -100,8 +103,8 @@ def main(argv=None):
     eval_keys = sorted({k for e in evals for k in e})
     losses = args.losses or [k for k in train_keys if k.startswith('loss')]
     metrics = args.metrics or [k for k in eval_keys if DEFAULT_METRICS.search(k)]
-    unknown = [k for k in losses if k not in train_keys] + [
-        k for k in metrics if k not in eval_keys]
+    unknown = [k
+               for k in losses if k not in train_keys] + [k for k in metrics if k not in eval_keys]
     if unknown:
         raise CurvesError(f'{scalars} has no {unknown}; it has losses '
                           f'{[k for k in train_keys if k.startswith("loss")]} and metrics '
@@ -109,8 +112,8 @@ def main(argv=None):
     if not losses and not metrics:
         raise CurvesError(f'{scalars} has neither loss* entries nor evaluation metrics: is it '
                           "mmengine's vis_data/scalars.json of a training run?")
-    out = args.out or osp.join(args.path if osp.isdir(args.path) else osp.dirname(scalars),
-                               'curves.png')
+    out = args.out or osp.join(
+        args.path if osp.isdir(args.path) else osp.dirname(scalars), 'curves.png')
     plot(train, evals, losses, metrics, out, title=scalars)
     last = ', '.join(f'{k} {[e[k] for e in evals if k in e][-1]:.3f}' for k in metrics)
     print(f'{scalars}: {len(train)} training entries (iterations '
@@ -119,7 +122,11 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    # the error convention of mmliera's tools (mmliera.cli.errors), without importing mmliera
+    debug = '--debug' in sys.argv or os.environ.get('MMLIERA_DEBUG', '') not in ('', '0')
     try:
-        main()
+        main([a for a in sys.argv[1:] if a != '--debug'])
     except CurvesError as e:
-        sys.exit(f'error: {e}')
+        if debug:
+            raise
+        sys.exit(f'error: {" ".join(str(e).split())}')

@@ -65,11 +65,15 @@ def cuda_from_tag(torch_version):
 
 # ---- detection ---------------------------------------------------------------------------
 
+
 def _probe(code):
     """Run ``code`` in this interpreter from / (installed packages only); its stdout or None."""
     try:
-        out = subprocess.run([sys.executable, '-c', code], cwd='/', capture_output=True,
-                             text=True, timeout=300)
+        out = subprocess.run([sys.executable, '-c', code],
+                             cwd='/',
+                             capture_output=True,
+                             text=True,
+                             timeout=300)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -80,8 +84,8 @@ def find_nvcc():
     for home in (os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH')):
         if home and osp.isfile(osp.join(home, 'bin', 'nvcc')):
             return osp.join(home, 'bin', 'nvcc')
-    return shutil.which('nvcc') or (
-        '/usr/local/cuda/bin/nvcc' if osp.isfile('/usr/local/cuda/bin/nvcc') else None)
+    return shutil.which('nvcc') or ('/usr/local/cuda/bin/nvcc'
+                                    if osp.isfile('/usr/local/cuda/bin/nvcc') else None)
 
 
 def is_toolkit(home):
@@ -98,14 +102,16 @@ def find_cuda_home(nvcc=None):
     guess has no CUDA headers. The toolkit names its own folder in ``nvcc -dryrun``
     (``#$ _HERE_=<home>/bin``), which sees through any wrapper."""
     nvcc = nvcc or find_nvcc()
-    for home in (os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH'),
-                 nvcc and osp.dirname(osp.dirname(osp.realpath(nvcc)))):
+    for home in (os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH'), nvcc
+                 and osp.dirname(osp.dirname(osp.realpath(nvcc)))):
         if is_toolkit(home):
             return osp.normpath(home)
     if nvcc:
         try:
-            out = subprocess.run([nvcc, '-dryrun', '--version'], capture_output=True,
-                                 text=True, timeout=60)
+            out = subprocess.run([nvcc, '-dryrun', '--version'],
+                                 capture_output=True,
+                                 text=True,
+                                 timeout=60)
             m = re.search(r'^#\$ _HERE_=(.+)$', out.stdout + out.stderr, re.M)
         except (OSError, subprocess.TimeoutExpired):
             m = None
@@ -123,8 +129,8 @@ def find_math_includes(cuda_home, site_dirs):
     """Include folders of torch's nvidia wheels for the MATH_HEADERS that ``cuda_home`` lacks
     (``<site>/nvidia/cu13/include`` for CUDA 13, ``<site>/nvidia/<lib>/include`` for 12)."""
     have = set()
-    for inc in (osp.join(cuda_home, 'include'),
-                osp.join(cuda_home, 'targets', 'x86_64-linux', 'include')):
+    for inc in (osp.join(cuda_home,
+                         'include'), osp.join(cuda_home, 'targets', 'x86_64-linux', 'include')):
         have |= {h for h in MATH_HEADERS if osp.isfile(osp.join(inc, h))}
     dirs = []
     for site in site_dirs:
@@ -153,8 +159,7 @@ def _torch_facts():
     if out is None:  # no (working) torch: ask the driver about a GPU
         smi = shutil.which('nvidia-smi')
         gpu = smi and subprocess.run([smi, '-L'], capture_output=True).returncode == 0
-        return dict(torch='none', torch_cuda='none', torch_cxx='none',
-                    gpu='yes' if gpu else 'no')
+        return dict(torch='none', torch_cuda='none', torch_cxx='none', gpu='yes' if gpu else 'no')
     return dict(zip(('torch', 'torch_cuda', 'torch_cxx', 'gpu'), out.split()[-4:]))
 
 
@@ -193,7 +198,7 @@ def gather(overrides, wheel_dir):
     if 'torch' in facts and 'torch_cuda' not in facts:
         facts['torch_cuda'] = cuda_from_tag(facts['torch'])
     if 'torch' in facts and 'torch_cxx' not in facts:
-        facts['torch_cxx'] = '20' if (base(facts['torch']) or (0,)) >= (2, 10) else '17'
+        facts['torch_cxx'] = '20' if (base(facts['torch']) or (0, )) >= (2, 10) else '17'
     if facts.get('torch') == 'none':
         facts.setdefault('torchvision', 'none')
     for name in FACTS:
@@ -203,6 +208,7 @@ def gather(overrides, wheel_dir):
 
 
 # ---- the plan ----------------------------------------------------------------------------
+
 
 def make_plan(facts, target='auto'):
     """dict: target, torch (keep/install), torch_pin, mmcv (keep/build), mmcv_try (prebuilt
@@ -255,8 +261,8 @@ def make_plan(facts, target='auto'):
         target == 'cpu' or (ops != 'cpu' and major(ops) == major(torch_cuda)))
     plan['force_cuda'] = '1' if target == 'cuda' else '0'
     # no GPU to read the architecture from: build for Turing .. Hopper (CUDA 13 dropped < 7.5)
-    plan['arch_list'] = os.environ.get('TORCH_CUDA_ARCH_LIST') or (
-        '' if gpu or target == 'cpu' else '7.5;8.0;8.6;8.9;9.0+PTX')
+    plan['arch_list'] = os.environ.get('TORCH_CUDA_ARCH_LIST') or ('' if gpu or target == 'cpu' else
+                                                                   '7.5;8.0;8.6;8.9;9.0+PTX')
     plan['cxx_std'] = cxx if cxx in ('17', '20') else '20'
     plan['mmcv_try'] = []
     if mmcv_fits:
@@ -276,8 +282,7 @@ def make_plan(facts, target='auto'):
         plan['mmcv_try'].append('folder')
     short = '.'.join(want.split('+')[0].split('.')[:2])
     if (short, torch_cuda) in OPENMMLAB_WHEELS and base(facts['python']) <= (3, 11):
-        plan['mmcv_try'].append(OPENMMLAB_INDEX.format(cu=torch_cuda.replace('.', ''),
-                                                       torch=short))
+        plan['mmcv_try'].append(OPENMMLAB_INDEX.format(cu=torch_cuda.replace('.', ''), torch=short))
     # a source build (the fallback) needs nvcc of torch's CUDA major
     if nvcc == 'none':
         raise PlanError(
@@ -311,16 +316,17 @@ def describe(facts, plan, wheel_dir):
     if plan['mmcv'] == 'keep':
         lines.append(f"2. mmcv: keep ({plan['why']['mmcv']})")
     else:
-        tries = [f'the prebuilt wheel in {wheel_dir}' if t == 'folder' else
-                 f'the prebuilt wheel from {t}' for t in plan['mmcv_try']]
+        tries = [
+            f'the prebuilt wheel in {wheel_dir}'
+            if t == 'folder' else f'the prebuilt wheel from {t}' for t in plan['mmcv_try']
+        ]
         build = (f"MMCV_WITH_OPS=1 FORCE_CUDA={plan['force_cuda']} pip install "
-                 f"--no-build-isolation --no-binary mmcv mmcv==2.1.0 (C++{plan['cxx_std']}"
-                 + (f", TORCH_CUDA_ARCH_LIST={plan['arch_list']}" if plan['arch_list'] else '')
-                 + ')')
+                 f"--no-build-isolation --no-binary mmcv mmcv==2.1.0 (C++{plan['cxx_std']}" +
+                 (f", TORCH_CUDA_ARCH_LIST={plan['arch_list']}" if plan['arch_list'] else '') + ')')
         if tries:
-            lines.append(f"2. mmcv: try {', then '.join(tries)} (kept only if its ops load"
-                         + (' with CUDA' if plan['target'] == 'cuda' else '')
-                         + f'), else build from source: {build} ({plan["why"]["mmcv"]})')
+            lines.append(f"2. mmcv: try {', then '.join(tries)} (kept only if its ops load" +
+                         (' with CUDA' if plan['target'] == 'cuda' else '') +
+                         f'), else build from source: {build} ({plan["why"]["mmcv"]})')
         else:
             lines.append(f"2. mmcv: build from source: {build} ({plan['why']['mmcv']})")
     lines.append(f"3. mmengine 0.10.7, mmdet 3.3.0, mmpretrain 1.2.0, mmliera (editable), tests: "
@@ -330,24 +336,35 @@ def describe(facts, plan, wheel_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--fact', action='append', default=[], metavar='KEY=VALUE',
-                   help=f'use VALUE instead of detecting KEY (one of: {", ".join(FACTS)})')
-    p.add_argument('--target', choices=['auto', 'cpu', 'cuda'],
-                   default=os.environ.get('MMLIERA_TARGET') or 'auto')
-    p.add_argument('--wheels', default=os.environ.get('MMLIERA_WHEELS') or osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared', 'wheels'))
+    p.add_argument(
+        '--fact',
+        action='append',
+        default=[],
+        metavar='KEY=VALUE',
+        help=f'use VALUE instead of detecting KEY (one of: {", ".join(FACTS)})')
+    p.add_argument(
+        '--target',
+        choices=['auto', 'cpu', 'cuda'],
+        default=os.environ.get('MMLIERA_TARGET') or 'auto')
+    p.add_argument(
+        '--wheels',
+        default=os.environ.get('MMLIERA_WHEELS')
+        or osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared', 'wheels'))
     p.add_argument('--shell', action='store_true', help='print PLAN_* shell variables')
     args = p.parse_args(argv)
     if args.target not in ('auto', 'cpu', 'cuda'):
-        print(f'[setup] error: MMLIERA_TARGET={args.target!r}: use auto, cpu or cuda',
-              file=sys.stderr)
+        print(
+            f'[setup] error: MMLIERA_TARGET={args.target!r}: use auto, cpu or cuda',
+            file=sys.stderr)
         return 2
     overrides = {}
     for item in args.fact:
         key, sep, value = item.partition('=')
         if not sep or key not in FACTS or not value:
-            print(f'[setup] error: --fact {item!r}: use KEY=VALUE with KEY one of '
-                  f'{", ".join(FACTS)}', file=sys.stderr)
+            print(
+                f'[setup] error: --fact {item!r}: use KEY=VALUE with KEY one of '
+                f'{", ".join(FACTS)}',
+                file=sys.stderr)
             return 2
         overrides[key] = value
     wheel_dir = osp.normpath(args.wheels)
@@ -358,19 +375,25 @@ def main(argv=None):
         print(f'[setup] error: {e}', file=sys.stderr)
         return 2
     if args.shell:
-        values = dict(PLAN_TARGET=plan['target'], PLAN_TORCH=plan['torch'],
-                      PLAN_TORCH_SPEC=' '.join(plan['torch_spec']),
-                      PLAN_TORCH_PIN=' '.join(plan['torch_pin']), PLAN_MMCV=plan['mmcv'],
-                      PLAN_MMCV_TRY=' '.join(plan['mmcv_try']),
-                      PLAN_FORCE_CUDA=plan['force_cuda'], PLAN_CXX_STD=plan['cxx_std'],
-                      PLAN_NVCC=find_nvcc() or '', PLAN_ARCH_LIST=plan['arch_list'],
-                      PLAN_CUDA_HOME='', PLAN_CUDA_CPATH='')
+        values = dict(
+            PLAN_TARGET=plan['target'],
+            PLAN_TORCH=plan['torch'],
+            PLAN_TORCH_SPEC=' '.join(plan['torch_spec']),
+            PLAN_TORCH_PIN=' '.join(plan['torch_pin']),
+            PLAN_MMCV=plan['mmcv'],
+            PLAN_MMCV_TRY=' '.join(plan['mmcv_try']),
+            PLAN_FORCE_CUDA=plan['force_cuda'],
+            PLAN_CXX_STD=plan['cxx_std'],
+            PLAN_NVCC=find_nvcc() or '',
+            PLAN_ARCH_LIST=plan['arch_list'],
+            PLAN_CUDA_HOME='',
+            PLAN_CUDA_CPATH='')
         if plan['target'] == 'cuda' and plan['mmcv'] == 'build':
             home = find_cuda_home()
             values['PLAN_CUDA_HOME'] = home
             values['PLAN_NVCC'] = osp.join(home, 'bin', 'nvcc') if home else values['PLAN_NVCC']
-            values['PLAN_CUDA_CPATH'] = ':'.join(
-                find_math_includes(home, torch_site_dirs())) if home else ''
+            values['PLAN_CUDA_CPATH'] = ':'.join(find_math_includes(
+                home, torch_site_dirs())) if home else ''
         for k, v in values.items():
             print(f'{k}={shlex.quote(v)}')
     else:

@@ -1,5 +1,6 @@
 from .synthetic_coco import SyntheticCocoDataset, ensure_synthetic_coco
 from .transfer_coco import TransferCocoDataset, ensure_transfer_coco
 
-__all__ = ['SyntheticCocoDataset', 'ensure_synthetic_coco', 'TransferCocoDataset',
-           'ensure_transfer_coco']
+__all__ = [
+    'SyntheticCocoDataset', 'ensure_synthetic_coco', 'TransferCocoDataset', 'ensure_transfer_coco'
+]

@@ -24,7 +24,8 @@ from typing import Callable, NamedTuple, Sequence
 import cv2
 import numpy as np
 from mmdet.datasets import CocoDataset
-from mmdet.registry import DATASETS
+
+from ..registry import DATASETS
 
 CLASSES = ('square', 'disc', 'triangle')
 PALETTE = [(220, 20, 60), (0, 130, 200), (60, 180, 75)]
@@ -63,8 +64,7 @@ def _make_image(rng, size, max_objects):
             r = rng.uniform(size * 0.07, size * 0.18)
             cx, cy = rng.uniform(r + 2, size - r - 2, 2)
             box = (cx - r, cy - r, cx + r, cy + r)
-            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
-                   for b in boxes):
+            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in boxes):
                 break
         else:
             continue
@@ -103,29 +103,42 @@ def _write_split(root, split, num_images, size, max_objects, seed, task=SHAPES):
             x0, y0 = poly.min(0)
             x1, y1 = poly.max(0)
             area = float(cv2.contourArea(poly))
-            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=cat + 1,
-                             segmentation=[[round(float(v), 2) for v in poly.reshape(-1)]],
-                             bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
-                             area=round(area, 2), iscrowd=0))
-    coco = dict(info=dict(description=f'mmliera synthetic {task.name} ({split})',
-                          version=FORMAT_VERSION, seed=seed),
-                images=images, annotations=anns,
-                categories=[dict(id=i + 1, name=c, supercategory='shape')
-                            for i, c in enumerate(task.classes)])
+            anns.append(
+                dict(
+                    id=len(anns) + 1,
+                    image_id=i + 1,
+                    category_id=cat + 1,
+                    segmentation=[[round(float(v), 2) for v in poly.reshape(-1)]],
+                    bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+                    area=round(area, 2),
+                    iscrowd=0))
+    coco = dict(
+        info=dict(
+            description=f'mmliera synthetic {task.name} ({split})',
+            version=FORMAT_VERSION,
+            seed=seed),
+        images=images,
+        annotations=anns,
+        categories=[
+            dict(id=i + 1, name=c, supercategory='shape') for i, c in enumerate(task.classes)
+        ])
     with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
         json.dump(coco, f)
 
 
-def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed=0,
-                          task=SHAPES):
+def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed=0, task=SHAPES):
     """Generate ``task``'s dataset under ``root`` unless it is already there; returns ``root``."""
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     if not 32 <= image_size <= 1024:
         raise ValueError(f'image_size must be in [32, 1024], got {image_size}')
     if not all(isinstance(n, int) and n > 0 for n in splits.values()):
         raise ValueError(f'split sizes must be positive ints, got {splits}')
-    stamp = dict(version=FORMAT_VERSION, splits=splits, image_size=image_size,
-                 max_objects=max_objects, seed=seed)
+    stamp = dict(
+        version=FORMAT_VERSION,
+        splits=splits,
+        image_size=image_size,
+        max_objects=max_objects,
+        seed=seed)
     if task.name != SHAPES.name:  # (the demo's stamp stays as it was)
         stamp['task'] = task.name
     marker = osp.join(root, 'DONE.json')

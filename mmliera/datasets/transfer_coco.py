@@ -19,10 +19,11 @@ import math
 
 import cv2
 import numpy as np
-from mmdet.registry import DATASETS
 
-from .synthetic_coco import (CLASSES as SHAPE_CLASSES, SyntheticCocoDataset, SyntheticTask,
-                             _shape_polygon, ensure_synthetic_coco)
+from ..registry import DATASETS
+from .synthetic_coco import CLASSES as SHAPE_CLASSES
+from .synthetic_coco import (SyntheticCocoDataset, SyntheticTask, _shape_polygon,
+                             ensure_synthetic_coco)
 
 CLASSES = ('striped', 'checkered', 'dotted')
 PALETTE = [(255, 127, 14), (148, 103, 189), (23, 190, 207)]
@@ -37,8 +38,8 @@ def _polygon(rng, kind, cx, cy, size):
     a = rng.uniform(0, 2 * math.pi)
     if kind == 'cross':
         t = size * rng.uniform(0.35, 0.5)  # half the arm width
-        pts = [(t, -size), (t, -t), (size, -t), (size, t), (t, t), (t, size), (-t, size),
-               (-t, t), (-size, t), (-size, -t), (-t, -t), (-t, -size)]
+        pts = [(t, -size), (t, -t), (size, -t), (size, t), (t, t), (t, size), (-t, size), (-t, t),
+               (-size, t), (-size, -t), (-t, -t), (-t, -size)]
     else:  # star
         inner = size * rng.uniform(0.45, 0.6)
         pts = [((size if k % 2 == 0 else inner) * math.cos(math.pi * k / 5),
@@ -61,7 +62,7 @@ def _texture(rng, kind, size):
     else:  # dotted
         du = (u / period) % 1 - 0.5
         dv = (v / period) % 1 - 0.5
-        on = du ** 2 + dv ** 2 < rng.uniform(0.05, 0.09)
+        on = du**2 + dv**2 < rng.uniform(0.05, 0.09)
     c0 = rng.uniform(20, 235, 3)
     c1 = np.clip(c0 + rng.choice([-1, 1], 3) * rng.uniform(70, 140, 3), 0, 255)
     return np.where(on[..., None], c1, c0)
@@ -73,8 +74,7 @@ def _place(rng, size, r_range, boxes):
         r = rng.uniform(size * r_range[0], size * r_range[1])
         cx, cy = rng.uniform(r + 2, size - r - 2, 2)
         box = (cx - r, cy - r, cx + r, cy + r)
-        if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
-               for b in boxes):
+        if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in boxes):
             boxes.append(box)
             return cx, cy, r
     return None
@@ -118,8 +118,13 @@ TRANSFER = SyntheticTask('transfer', CLASSES, PALETTE, _make_target_image)
 
 def ensure_transfer_coco(root, splits=None, image_size=256, max_objects=4, seed=0):
     """Generate the transfer task under ``root`` unless it is already there; returns ``root``."""
-    return ensure_synthetic_coco(root, dict(DEFAULT_SPLITS if splits is None else splits),
-                                 image_size, max_objects, seed, task=TRANSFER)
+    return ensure_synthetic_coco(
+        root,
+        dict(DEFAULT_SPLITS if splits is None else splits),
+        image_size,
+        max_objects,
+        seed,
+        task=TRANSFER)
 
 
 @DATASETS.register_module()

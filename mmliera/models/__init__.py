@@ -1,7 +1,10 @@
-from .adapt import ADAPTER_DEFAULTS, adapt_module, adapter_config
-from .backbones import LieRAConvNeXt
-from .liera_backbone import build_liera_backbone
+from .adapt import ADAPTER_DEFAULTS, adapt_module, adapter_config, finish_weights_init
+from .backbones import LieRAConvNeXt, build_liera_backbone
+from .freeze_policy import FreezePolicy, FreezePolicyError
+from .peft import AdapterConfig, AdapterConfigError
 
 __all__ = [
-    'ADAPTER_DEFAULTS', 'adapt_module', 'adapter_config', 'LieRAConvNeXt', 'build_liera_backbone'
+    'ADAPTER_DEFAULTS', 'adapt_module', 'adapter_config', 'finish_weights_init', 'LieRAConvNeXt',
+    'build_liera_backbone', 'FreezePolicy', 'FreezePolicyError', 'AdapterConfig',
+    'AdapterConfigError'
 ]

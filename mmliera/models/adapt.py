@@ -1,52 +1,78 @@
-"""Adapt a built backbone in place: inject LieRA adapters, then build-time freezing.
+"""adapt_module: the one adapting mechanism (``type='LieRA'``, ``LieRAConvNeXt``, any module).
 
-``adapter`` keys (defaults): mode='taylor', rank=16, alpha=None (2·rank), dropout=0.0,
-targets=None (every Conv2d and Linear), dora=False (DoRA magnitude on the LieRA weight),
-init='default' ('pissa': PiSSA factors). ``trainable``: extra parameter-name patterns that keep
-training (e.g. norms); everything else but the adapter factors is frozen.
+Inject adapters into a built module, then apply the freezing policy to it, recording on the
+module what the policy needs later: its adapter settings (``liera_adapter``), its adapted
+layers (``liera_layers``), the ``trainable`` patterns it was built with (``liera_trainable``)
+and the parameters it had frozen itself (``liera_base_frozen``: e.g. ``frozen_stages``; their
+adapters stay frozen too). :func:`finish_weights_init` re-derives weight-dependent adapter
+state after the module's weights were initialised or loaded.
 """
-import torch
+import contextlib
 
-from ..adapters import adapter_layers, inject_adapters
-from ..freeze import freeze_all_but_adapters
+import torch.nn as nn
 
-ADAPTER_DEFAULTS = dict(mode='taylor', rank=16, alpha=None, dropout=0.0, targets=None,
-                        dora=False, init='default')
+from .freeze_policy import FreezePolicy
+from .peft.config import AdapterConfig
+from .peft.inject import (adapter_layers, init_adapters_from_weights, inject_adapters,
+                          warn_exact_zeros)
+from .pretrained_report import pretrained_load_report
 
-
-def adapter_config(adapter=None):
-    """The full adapter settings: defaults updated by ``adapter``; unknown keys raise."""
-    adapter = {} if adapter is None else adapter
-    if not isinstance(adapter, dict):
-        raise TypeError(f'adapter must be a dict like {ADAPTER_DEFAULTS}, got {adapter!r}')
-    unknown = sorted(set(adapter) - set(ADAPTER_DEFAULTS))
-    if unknown:
-        raise ValueError(f'unknown adapter keys {unknown}; allowed: {sorted(ADAPTER_DEFAULTS)}')
-    cfg = dict(ADAPTER_DEFAULTS)
-    cfg.update(adapter)
-    return cfg
+ADAPTER_DEFAULTS = AdapterConfig.defaults()
 
 
-def adapt_module(module, adapter=None, trainable=()):
-    """Inject adapters into ``module`` and freeze all but their factors; returns ``module``.
+def adapter_config(adapter=None) -> dict:
+    """The full adapter settings: defaults updated by ``adapter``; bad values raise."""
+    return AdapterConfig.from_dict(adapter).to_dict()
 
-    Layers whose weight the backbone had frozen itself (``frozen_stages``) keep their adapter
-    factors frozen as well. Exact zeros in the weights are not reported here (the real weights usually load later,
-    in ``init_weights``; call :func:`mmliera.adapters.warn_exact_zeros` then).
-    Sets ``module.liera_adapter`` (the full settings) and ``module.liera_layers`` (names).
+
+def adapt_module(module: nn.Module, adapter=None, trainable=()) -> nn.Module:
+    """Inject adapters into ``module`` and freeze all but their factors and ``trainable``.
+
+    ``adapter``: :class:`~.peft.config.AdapterConfig` settings (dict). ``trainable``: extra
+    parameter-name patterns (relative to ``module``) that keep training, e.g. ``['norm']``;
+    one that matches nothing raises. Exact zeros in the weights are not reported here (the
+    real weights usually load later; :func:`finish_weights_init` reports them). Returns
+    ``module``.
     """
-    cfg = adapter_config(adapter)
-    # layers the backbone froze itself (e.g. frozen_stages) keep their adapters frozen too
-    frozen_by_backbone = {n for n, m in module.named_modules()
-                          if getattr(m, 'weight', None) is not None
-                          and isinstance(m.weight, torch.nn.Parameter)
-                          and not m.weight.requires_grad}
-    module.liera_layers = inject_adapters(module, **cfg, check_zeros=False)
-    module.liera_adapter = cfg
-    module.liera_trainable = list(trainable or ())
-    freeze_all_but_adapters(module, trainable)
+    cfg = AdapterConfig.from_dict(adapter)
+    trainable = [trainable] if isinstance(trainable, str) else list(trainable or ())
+    base_frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
+    frozen_layers = {n.rpartition('.')[0] for n in base_frozen if n.endswith('.weight')}
+    module.liera_layers = inject_adapters(module, adapter=cfg, check_zeros=False, freeze_base=False)
     for name, layer in adapter_layers(module).items():
-        if name in frozen_by_backbone:
-            for p in layer._factors():
-                p.requires_grad_(False)
+        if name in frozen_layers:  # the module froze this layer: its adapter stays frozen
+            base_frozen |= {
+                f'{name}.{n}'
+                for n, _ in layer.named_parameters() if n.startswith('lora_')
+            }
+    module.liera_adapter = cfg.to_dict()
+    module.liera_trainable = trainable
+    module.liera_base_frozen = sorted(base_frozen)
+    FreezePolicy(adapted_modules=()).apply(module)
     return module
+
+
+def finish_weights_init(module: nn.Module):
+    """After ``module``'s weights were initialised or loaded: PiSSA factors / DoRA magnitudes
+    follow them, and exact zeros a multiplicative update cannot move are reported."""
+    init_adapters_from_weights(module)
+    warn_exact_zeros(module)
+
+
+def init_weights_reported(module: nn.Module, init_weights):
+    """Run ``init_weights()`` (mmengine init / pretrained load) with one info line about the
+    adapters instead of a list of missing keys, then :func:`finish_weights_init`."""
+    with pretrained_load_report(module):
+        init_weights()
+    finish_weights_init(module)
+
+
+@contextlib.contextmanager
+def load_reports(model: nn.Module):
+    """Within this block, pretrained loads into any adapted part of ``model`` report in one
+    line (see :mod:`.pretrained_report`)."""
+    with contextlib.ExitStack() as stack:
+        for m in model.modules():
+            if hasattr(m, 'liera_layers'):
+                stack.enter_context(pretrained_load_report(m))
+        yield

@@ -5,7 +5,8 @@ A pretrained checkpoint has no ``lora_*`` tensors, so mmengine reports each of t
 :func:`pretrained_load_report` is active, a load-state-dict post hook on the adapted module
 (``register_load_state_dict_post_hook``, honoured by torch and mmengine) takes its adapter
 tensors off the missing list and logs one info line: how many tensors loaded into the frozen
-weights and how many adapter tensors start fresh (nothing when the checkpoint has the adapters). Keys that are really missing or unexpected
+weights and how many adapter tensors start fresh (nothing when the checkpoint has the
+adapters). Keys that are really missing or unexpected
 stay in mmengine's warning.
 """
 import contextlib
@@ -13,15 +14,14 @@ import logging
 
 from mmengine.logging import print_log
 
-from ..adapters import adapter_layers
-from ..adapters.layers import is_adapter_key
+from .peft.inject import adapter_layers
+from .peft.names import is_adapter_key, suffixes
 
 
 def _owned(key, names):
     """Whether ``key`` (relative to the loaded root) is one of ``names`` (relative to the
     module), i.e. ``key`` is ``name`` or ends with ``.name``."""
-    parts = key.split('.')
-    return any('.'.join(parts[i:]) in names for i in range(len(parts)))
+    return any(s in names for s in suffixes(key))
 
 
 @contextlib.contextmanager
@@ -43,10 +43,12 @@ def pretrained_load_report(module):
         lost = sum(1 for k in missing if _owned(k, base_keys))
         if not fresh:  # a checkpoint with adapters (a trained model): nothing to say
             return
-        print_log(f'{type(mod).__name__}: {len(base_keys) - lost} of {len(base_keys)} '
-                  f'tensors loaded into the frozen weights; {len(fresh)} adapter tensors '
-                  f'({len(layers)} LieRA layers) start fresh', logger='current',
-                  level=logging.INFO)
+        print_log(
+            f'{type(mod).__name__}: {len(base_keys) - lost} of {len(base_keys)} '
+            f'tensors loaded into the frozen weights; {len(fresh)} adapter tensors '
+            f'({len(layers)} LieRA layers) start fresh',
+            logger='current',
+            level=logging.INFO)
 
     handle = module.register_load_state_dict_post_hook(report)
     module._liera_load_report = True

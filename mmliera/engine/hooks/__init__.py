@@ -7,6 +7,5 @@ from .pretrain_backbone_hook import PretrainBackboneHook, export_backbone
 
 __all__ = [
     'AdapterCheckpointHook', 'AtomicCheckpointHook', 'ExactResumeHook', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'LieRAFreezeHook', 'PretrainBackboneHook',
-    'export_backbone'
+    'NonFiniteLossHook', 'LieRAFreezeHook', 'PretrainBackboneHook', 'export_backbone'
 ]

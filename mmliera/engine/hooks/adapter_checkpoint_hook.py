@@ -1,11 +1,11 @@
 """AdapterCheckpointHook: small, pickle-free adapter-only checkpoints beside mmengine's."""
 import os.path as osp
 
-from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from ...checkpoint import save_adapter_checkpoint
+from ...registry import HOOKS
 
 
 @HOOKS.register_module()
@@ -32,10 +32,12 @@ class AdapterCheckpointHook(Hook):
         path = osp.join(runner.work_dir, f'{name}.safetensors')
         cfg = getattr(runner, 'cfg', None)
         save_adapter_checkpoint(
-            runner.model, path, config=cfg.pretty_text if cfg is not None else None,
+            runner.model,
+            path,
+            config=cfg.pretty_text if cfg is not None else None,
             adapted_modules=self.adapted_modules,
-            extra_meta=dict(epoch=runner.epoch, iter=runner.iter,
-                            config_file=getattr(cfg, 'filename', None)))
+            extra_meta=dict(
+                epoch=runner.epoch, iter=runner.iter, config_file=getattr(cfg, 'filename', None)))
         runner.logger.info(f'AdapterCheckpointHook: saved {path}')
 
     def after_train_epoch(self, runner):

@@ -10,11 +10,11 @@ import os
 import os.path as osp
 import shutil
 
-from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
-from ...atomic_file import write_text_atomic
+from ...checkpoint.atomic import write_text_atomic
+from ...registry import HOOKS
 
 
 class _WorkDirElsewhere:

@@ -24,17 +24,16 @@ import warnings
 
 import numpy as np
 import torch
-from mmdet.registry import HOOKS
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 
-from ...atomic_file import atomic_path
-from ..safe_load import safe_load
+from ...checkpoint.atomic import atomic_path
+from ...checkpoint.safe_load import safe_load
+from ...registry import HOOKS
 
 
 def get_rng_state():
-    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(),
-                 python=random.getstate())
+    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -67,8 +66,10 @@ def _train_generator(runner):
 def _states(runner):
     """This rank's states: global generators plus the train loader's private one."""
     gen = _train_generator(runner)
-    return dict(world_size=get_dist_info()[1], state=get_rng_state(),
-                loader=None if gen is None else gen.get_state())
+    return dict(
+        world_size=get_dist_info()[1],
+        state=get_rng_state(),
+        loader=None if gen is None else gen.get_state())
 
 
 class _RestoreBeforeBatch:
@@ -98,7 +99,7 @@ class ExactResumeHook(Hook):
     priority = 95  # after CheckpointHook (VERY_LOW, 90) in after_train_iter / epoch
 
     def __init__(self):
-        self._saved = None     # states from the resumed checkpoint: rank 0's
+        self._saved = None  # states from the resumed checkpoint: rank 0's
         self._seen_ckpt = None  # the last checkpoint whose state file this rank wrote
 
     # saving
@@ -174,8 +175,8 @@ class ExactResumeHook(Hook):
 
         loop = runner.train_loop
         if hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop skips runner.iter batches
-            loop.dataloader_iterator = _RestoreBeforeBatch(loop.dataloader_iterator,
-                                                           runner.iter, restore)
+            loop.dataloader_iterator = _RestoreBeforeBatch(loop.dataloader_iterator, runner.iter,
+                                                           restore)
         else:  # epoch-based loops resume at an epoch start: nothing is skipped
             restore()
         if rank == 0:

@@ -1,9 +1,10 @@
 """LieRAFreezeHook: enforce and verify the freezing policy; log the parameter table."""
-from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...freeze import FreezePolicy, format_table, parameter_table
+from ...models.freeze_policy import FreezePolicy
+from ...models.param_report import format_table, parameter_table
+from ...registry import HOOKS
 
 
 def optimizer_params(optim_wrapper):
@@ -45,7 +46,7 @@ class LieRAFreezeHook(Hook):
         now = sum(p.requires_grad for p in model.parameters())
         if registered != now:
             frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
-            frozen.sort(key=self.policy._in_adapted)  # neck/head names first: likely culprits
+            frozen.sort(key=self.policy.in_adapted)  # neck/head names first: likely culprits
             raise RuntimeError(
                 f'LieRAFreezeHook: DDP registered {registered} parameter tensors for gradient '
                 f'reduction but {now} require grad now: requires_grad was changed after the '
@@ -73,17 +74,21 @@ class LieRAFreezeHook(Hook):
                 flag(not p.requires_grad, 'policy trains, requires_grad=False', n)
                 flag(ddp_seen is not None and n not in ddp_seen,
                      'policy trains, DDP does not reduce its grads', n)
-                flag(opt_ids is not None and id(p) not in opt_ids,
-                     'policy trains, the optimizer does not hold it', n)
+                flag(
+                    opt_ids is not None and id(p) not in opt_ids,
+                    'policy trains, the optimizer does not hold it', n)
             else:
                 flag(p.requires_grad, 'policy freezes, requires_grad=True', n)
                 flag(ddp_seen is not None and n in ddp_seen,
                      'policy freezes, DDP registered it for grads', n)
-                flag(opt_ids is not None and id(p) in opt_ids,
-                     'policy freezes, the optimizer holds it', n)
+                flag(
+                    opt_ids is not None and id(p) in opt_ids,
+                    'policy freezes, the optimizer holds it', n)
         if problems:
-            lines = [f'{reason} ({len(names)}): {", ".join(names[:8])}'
-                     + (', ...' if len(names) > 8 else '') for reason, names in problems.items()]
+            lines = [
+                f'{reason} ({len(names)}): {", ".join(names[:8])}' +
+                (', ...' if len(names) > 8 else '') for reason, names in problems.items()
+            ]
             raise RuntimeError(
                 'LieRAFreezeHook: parameters disagree with the freezing policy after the model '
                 'was wrapped and the optimizer built:\n  ' + '\n  '.join(lines) + '\n'
@@ -92,3 +97,15 @@ class LieRAFreezeHook(Hook):
                 'change requires_grad after the runner is built.')
         runner.logger.info('LieRA freezing policy in force; parameters per module:\n' +
                            format_table(parameter_table(model)))
+
+
+def freeze_hooks_of(custom_hooks):
+    """LieRAFreezeHook instances for the LieRAFreezeHook entries (dicts or hooks) of a list."""
+    out = []
+    for h in custom_hooks or ():
+        if isinstance(h, LieRAFreezeHook):
+            out.append(h)
+        elif isinstance(h, dict) and h.get('type') in ('LieRAFreezeHook', LieRAFreezeHook):
+            kw = {k: v for k, v in h.items() if k not in ('type', 'priority')}
+            out.append(LieRAFreezeHook(**kw))
+    return out

@@ -11,26 +11,31 @@ and the last checkpoint stays the last good one. LieRARunner installs it as the 
 import math
 
 import torch
-from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ...registry import HOOKS
+from ...utils.errors import UserError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(UserError, RuntimeError):
     """A training step returned a NaN or infinite loss."""
 
 
 def nonfinite_terms(outputs):
     """``{name: value}`` of the scalar loss terms (names containing 'loss') of a training
     step's ``outputs`` that are NaN or infinite; one device sync when all are finite."""
-    terms = {k: v for k, v in (outputs or {}).items() if 'loss' in k and (
-        isinstance(v, (int, float)) or isinstance(v, torch.Tensor) and v.numel() == 1)}
-    tensors = [v.detach().float().reshape(()) for v in terms.values()
-               if isinstance(v, torch.Tensor)]
+    terms = {
+        k: v
+        for k, v in (outputs or {}).items() if 'loss' in k and (
+            isinstance(v, (int, float)) or isinstance(v, torch.Tensor) and v.numel() == 1)
+    }
+    tensors = [
+        v.detach().float().reshape(()) for v in terms.values() if isinstance(v, torch.Tensor)
+    ]
     if (not tensors or bool(torch.isfinite(torch.stack(tensors)).all())) and all(
             math.isfinite(v) for v in terms.values() if not isinstance(v, torch.Tensor)):
         return {}
-    values = {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
-              for k, v in terms.items()}
+    values = {k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in terms.items()}
     return {k: v for k, v in values.items() if not math.isfinite(v)}
 
 

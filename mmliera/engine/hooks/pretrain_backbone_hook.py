@@ -1,4 +1,5 @@
-"""PretrainBackboneHook: make the pretrained backbone checkpoint a config starts from, if missing."""
+"""PretrainBackboneHook: make the pretrained backbone checkpoint a config starts from, if
+missing."""
 import os
 import os.path as osp
 import subprocess
@@ -6,12 +7,13 @@ import sys
 
 import torch
 import torch.distributed as dist
-from mmdet.registry import HOOKS
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 
-from ...atomic_file import atomic_path
-from ..safe_load import safe_load
+from ...checkpoint.atomic import atomic_path
+from ...checkpoint.resume import read_last_checkpoint
+from ...checkpoint.safe_load import safe_load
+from ...registry import HOOKS
 
 # torchrun's variables: the pre-training subprocess is a plain single-process run
 _DIST_ENV = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK',
@@ -72,8 +74,9 @@ class PretrainBackboneHook(Hook):
         if not osp.isfile(self.config):
             raise FileNotFoundError(f'PretrainBackboneHook: pre-training config {self.config} '
                                     'does not exist')
-        cmd = [sys.executable, '-m', 'mmliera.cli', 'train', self.config,
-               '--work-dir', self.work_dir]
+        cmd = [
+            sys.executable, '-m', 'mmliera.cli', 'train', self.config, '--work-dir', self.work_dir
+        ]
         if self.cfg_options:
             cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in self.cfg_options.items()]
         runner.logger.info(f'PretrainBackboneHook: no backbone checkpoint at {self.checkpoint}; '
@@ -83,8 +86,10 @@ class PretrainBackboneHook(Hook):
         if done.returncode:
             raise RuntimeError(f'PretrainBackboneHook: pre-training failed (exit code '
                                f'{done.returncode}); see its log in {self.work_dir}')
-        with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
-            last = f.read().strip()
+        last = read_last_checkpoint(self.work_dir)
+        if last is None:
+            raise RuntimeError(f'PretrainBackboneHook: the pre-training in {self.work_dir} '
+                               'wrote no last_checkpoint')
         export_backbone(last, self.checkpoint)
         runner.logger.info(f'PretrainBackboneHook: wrote {self.checkpoint} (mmpretrain format) '
                            f'from {last}')

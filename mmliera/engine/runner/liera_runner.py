@@ -4,34 +4,22 @@ import contextlib
 import os.path as osp
 
 import torch
-from mmdet.registry import RUNNERS
 from mmengine.dist import is_main_process, master_only
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ...adapters import init_from_weights
-from ...atomic_file import atomic_path
-from ...models.pretrained_report import pretrained_load_report
+from ...checkpoint.atomic import atomic_path
+from ...checkpoint.resume import find_resume_checkpoint, remove_partial_files
+from ...checkpoint.safe_load import mmengine_safe_globals
+from ...models.adapt import load_reports
+from ...models.peft import init_adapters_from_weights
+from ...registry import RUNNERS
 from ..hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from ..hooks.exact_resume_hook import ExactResumeHook
-from ..hooks.freeze_hook import LieRAFreezeHook
+from ..hooks.freeze_hook import freeze_hooks_of
 from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
-from ..resume import find_resume_checkpoint, remove_partial_files
-from ..safe_load import mmengine_safe_globals
 from .worker_init import end_workers_with_process
-
-
-def freeze_hooks_of(custom_hooks):
-    """LieRAFreezeHook instances for the LieRAFreezeHook entries (dicts or hooks) of a list."""
-    out = []
-    for h in custom_hooks or ():
-        if isinstance(h, LieRAFreezeHook):
-            out.append(h)
-        elif isinstance(h, dict) and h.get('type') in ('LieRAFreezeHook', LieRAFreezeHook):
-            kw = {k: v for k, v in h.items() if k not in ('type', 'priority')}
-            out.append(LieRAFreezeHook(**kw))
-    return out
 
 
 @RUNNERS.register_module()
@@ -93,8 +81,7 @@ class LieRARunner(Runner):
         if not is_model_wrapper(model):
             for hook in self._liera_freeze_hooks:
                 hook.policy.apply(inner)
-        self.liera_wrapped_trainable = {n for n, p in inner.named_parameters()
-                                        if p.requires_grad}
+        self.liera_wrapped_trainable = {n for n, p in inner.named_parameters() if p.requires_grad}
         return super().wrap_model(model_wrapper_cfg, model)
 
     def build_optim_wrapper(self, optim_wrapper):
@@ -131,25 +118,18 @@ class LieRARunner(Runner):
             path, bad = find_resume_checkpoint(self.work_dir)
             if path is not None:
                 if bad:
-                    self.logger.warning(
-                        '--resume: ' + '; '.join(f'{p} cannot be read ({why})' for p, why in bad)
-                        + f'; resuming from {path}, the newest readable checkpoint')
+                    self.logger.warning('--resume: ' + '; '.join(f'{p} cannot be read ({why})'
+                                                                 for p, why in bad) +
+                                        f'; resuming from {path}, the newest readable checkpoint')
                 self.logger.info(f'Auto resumed from the latest readable checkpoint {path}.')
                 self._load_from = path
         super().load_or_resume()
 
-    def _adapted_modules(self):
-        model = self.model.module if is_model_wrapper(self.model) else self.model
-        return [m for m in model.modules() if hasattr(m, 'liera_layers')]
-
-    def _pretrained_load_reports(self):
-        stack = contextlib.ExitStack()
-        for module in self._adapted_modules():
-            stack.enter_context(pretrained_load_report(module))
-        return stack
+    def _inner_model(self):
+        return self.model.module if is_model_wrapper(self.model) else self.model
 
     def load_checkpoint(self, *args, **kwargs):
-        reports = contextlib.ExitStack() if self._resume else self._pretrained_load_reports()
+        reports = contextlib.nullcontext() if self._resume else load_reports(self._inner_model())
         with mmengine_safe_globals(), reports:  # load_from: adapters start fresh, in one line
             return super().load_checkpoint(*args, **kwargs)
 
@@ -159,8 +139,8 @@ class LieRARunner(Runner):
             return super().resume(filename, *args, **kwargs)
 
     def _init_model_weights(self):
-        with mmengine_safe_globals(), self._pretrained_load_reports():
+        with mmengine_safe_globals(), load_reports(self._inner_model()):
             super()._init_model_weights()
         # W-derived adapter state (PiSSA factors, DoRA magnitudes) follows the initialised
         # weights; resume / load_from restore trained values afterwards.
-        init_from_weights(self.model.module if is_model_wrapper(self.model) else self.model)
+        init_adapters_from_weights(self._inner_model())

@@ -29,6 +29,6 @@ def die_with_parent(worker_id, parent_pid, init_fn=None):
 def end_workers_with_process(loader):
     """Make ``loader``'s workers (if any) end when this process ends; returns ``loader``."""
     if getattr(loader, 'num_workers', 0) > 0:
-        loader.worker_init_fn = functools.partial(die_with_parent, parent_pid=os.getpid(),
-                                                  init_fn=loader.worker_init_fn)
+        loader.worker_init_fn = functools.partial(
+            die_with_parent, parent_pid=os.getpid(), init_fn=loader.worker_init_fn)
     return loader

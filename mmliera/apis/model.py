@@ -1,0 +1,39 @@
+"""Build a config's model for Python users and tools (no training machinery)."""
+import os.path as osp
+from typing import Optional, Tuple
+
+import torch.nn as nn
+from mmengine.config import Config
+
+from ..utils.errors import UserError
+
+
+class ConfigNotFoundError(UserError, FileNotFoundError):
+    """A config path that does not exist."""
+
+
+def load_config(config, cfg_options: Optional[dict] = None) -> Config:
+    """``Config.fromfile(config)`` (or ``config`` itself) with ``cfg_options`` merged."""
+    if isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
+        if not osp.isfile(config):
+            raise ConfigNotFoundError(f'config {config} does not exist; pass the path of a '
+                                      'config file (e.g. configs/liera_maskrcnn_convnextv2.py)')
+        config = Config.fromfile(config)
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    return config
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """``cfg.model`` built in the config's default scope; no weights initialised or loaded."""
+    from mmengine.registry import init_default_scope
+
+    from ..registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return MODELS.build(cfg.model)
+
+
+def build_model_from_config(config, cfg_options: Optional[dict] = None) -> Tuple[Config, nn.Module]:
+    """(cfg, model): the config's model built in its default scope, with no weights loaded."""
+    cfg = load_config(config, cfg_options)
+    return cfg, build_model(cfg)

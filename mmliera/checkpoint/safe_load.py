@@ -1,0 +1,66 @@
+"""Load mmengine checkpoints with torch's ``weights_only=True`` unpickler and a small allow-list.
+
+mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch >= 2.6 defaults to True,
+and the checkpoints mmengine writes then fail to load: their message hub holds
+``HistoryBuffer`` objects (numpy arrays inside) whose statistic methods are pickled as
+``getattr(buffer, 'mean')``. Rather than turning safety off for every file, we allow exactly the
+types mmengine writes: HistoryBuffer, numpy arrays / dtypes / scalars, and a guarded ``getattr``
+that only resolves a HistoryBuffer's registered statistic methods.
+"""
+import contextlib
+import pickle
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _guarded_getattr(obj, name, *default):
+    """``getattr`` for unpickling: only HistoryBuffer's (class or instance) statistic methods."""
+    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str)
+            and name in BUILTIN_STATISTICS + tuple(HistoryBuffer._statistics_methods)
+            and not default):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({type(obj).__name__}, {name!r}) while loading a checkpoint: only '
+        'HistoryBuffer statistic methods are allowed')
+
+
+def _numpy_globals():
+    core = getattr(np, '_core', None) or np.core
+    out = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    out += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
+    # numpy 1.x pickles record numpy.core.*, numpy 2.x numpy._core.*
+    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        out += [(core.multiarray._reconstruct, f'{mod}._reconstruct'),
+                (core.multiarray.scalar, f'{mod}.scalar')]
+    return out
+
+
+SAFE_GLOBALS = [
+    HistoryBuffer, (_guarded_getattr, 'builtins.getattr'), (_guarded_getattr, '__builtin__.getattr')
+] + _numpy_globals()
+
+
+@contextlib.contextmanager
+def mmengine_safe_globals():
+    """Within this block, ``torch.load`` (weights_only) accepts what mmengine checkpoints hold."""
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        yield
+
+
+def safe_load(path, map_location='cpu', mmap=False):
+    """``torch.load(path, weights_only=True)`` with the mmengine allow-list.
+
+    ``mmap=True``: tensors stay memory-mapped (a large checkpoint is not read into memory);
+    files in torch's legacy (non-zip) format, which cannot be mapped, are read as usual.
+    """
+    with mmengine_safe_globals():
+        if mmap:
+            try:
+                return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+            except RuntimeError:  # legacy (non-zip) format
+                pass
+        return torch.load(path, map_location=map_location, weights_only=True)
