@@ -50,7 +50,7 @@ def test_main(argv=None):
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
-            raise UsageError(f'--out {args.out}: must be a .pkl or .pickle file')
+            raise UsageError(f'--out must be a .pkl or .pickle file, got {args.out}')
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
