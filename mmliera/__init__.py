@@ -25,11 +25,16 @@ with warnings.catch_warnings():
     import pkg_resources  # noqa: F401
 
     from .checkpoint import AdapterCheckpointError, load_adapter_checkpoint, save_adapter_checkpoint
+    from .checkpoint.safe_load import register_safe_globals
     from .datasets import SyntheticCocoDataset, ensure_synthetic_coco
     from .engine import AdapterCheckpointHook, LieRAFreezeHook, LieRARunner
     from .models import AdapterConfig, FreezePolicy, LieRAConvNeXt, adapt_module
     from .models.peft import (LieRAConv2d, LieRALayer, LieRALinear, adapter_layers, inject_adapters,
                               merge_adapters, unmerge_adapters)
+
+# mmengine checkpoints (their message hub's HistoryBuffer, numpy arrays) load through torch's
+# weights-only unpickler everywhere, with this exact allow-list and nothing more
+register_safe_globals()
 
 __all__ = [
     '__version__', 'check_environment', 'environment_summary', 'LieRAConv2d', 'LieRALayer',

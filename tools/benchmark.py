@@ -8,6 +8,9 @@
 step under autocast (CUDA: float16 with a GradScaler, as mmengine's AmpOptimWrapper; CPU:
 bfloat16; ``--amp-dtype`` picks), the optimizer on the fp32 parameters.
 
+(One command-line tool in one file, about 430 lines: the methods, the timing and memory workers,
+and the ratio report are read together and used nowhere else.)
+
 One step = forward + backward + AdamW step of a ConvNeXt-V2 backbone (mmpretrain), loss = mean
 of squared outputs of the four stages. Methods:
 

@@ -166,7 +166,7 @@ fi
 if have "import importlib.metadata as md, importlib.util as u, os
 for n, v in [('mmengine', '0.10.7'), ('mmdet', '3.3.0'), ('mmpretrain', '1.2.0')]:
     assert md.version(n) == v
-for n in ['pytest', 'safetensors', 'pycocotools']:
+for n in ['pytest', 'safetensors', 'pycocotools', 'flake8', 'isort', 'yapf', 'seaborn']:
     assert u.find_spec(n) is not None
 spec = u.find_spec('mmliera')
 assert spec is not None and os.path.samefile(os.path.dirname(spec.origin), os.path.join('$ROOT', 'mmliera'))"; then
@@ -174,7 +174,7 @@ assert spec is not None and os.path.samefile(os.path.dirname(spec.origin), os.pa
 else
   log "installing ${OPENMMLAB[*]} and mmliera (editable, with test extras)"
   # shellcheck disable=SC2086
-  "${PIP[@]}" $PLAN_TORCH_PIN "${OPENMMLAB[@]}" mmcv==2.1.0 -e "$ROOT[tests]"
+  "${PIP[@]}" $PLAN_TORCH_PIN "${OPENMMLAB[@]}" mmcv==2.1.0 -e "$ROOT[tests,analysis]"
 fi
 
 "$PY" -c "import mmliera; print('[setup] ok: mmliera', mmliera.__version__, 'on', mmliera.environment_summary())"

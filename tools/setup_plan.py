@@ -2,6 +2,9 @@
 
     python tools/setup_plan.py [--fact KEY=VALUE ...] [--target auto|cpu|cuda] [--shell]
 
+(About 400 lines, one concept: the install decision table and the fact detection it needs, kept
+apart from the shell script so that it can be tested.)
+
 ``bash tools/setup_env.sh --dry-run`` prints this plan and installs nothing; ``--shell`` prints
 it as shell variables (``PLAN_*``) for the script. Facts (each detected unless given):
 

@@ -10,8 +10,10 @@ mode, missing or extra tensors, truncated or non-safetensors file) raises one
 """
 import json
 import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -33,7 +35,7 @@ def _unwrap(model):
     return getattr(model, 'module', model)
 
 
-def adapter_settings(model):
+def adapter_settings(model: nn.Module) -> Dict[str, dict]:
     """{layer name: {mode, rank, alpha, lora_A, lora_B shapes}} of every LieRA layer."""
     return {
         n:
@@ -49,7 +51,10 @@ def adapter_settings(model):
     }
 
 
-def adapter_state_dict(model, adapted_modules=('backbone', )):
+def adapter_state_dict(
+        model: nn.Module,
+        adapted_modules: Sequence[str] = ('backbone', ),
+) -> Dict[str, torch.Tensor]:
     """The tensors an adapter checkpoint holds (see the module docstring)."""
     model = _unwrap(model)
     out = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -61,7 +66,7 @@ def adapter_state_dict(model, adapted_modules=('backbone', )):
     return {n: t.detach() for n, t in out.items()}
 
 
-def save_adapter_checkpoint(model,
+def save_adapter_checkpoint(model: nn.Module,
                             path,
                             config=None,
                             adapted_modules=('backbone', ),
@@ -86,7 +91,7 @@ def save_adapter_checkpoint(model,
     return len(tensors)
 
 
-def read_adapter_checkpoint(path):
+def read_adapter_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """(tensors, metadata) of an adapter checkpoint; AdapterCheckpointError if unreadable."""
     if not osp.isfile(path):
         raise AdapterCheckpointError(f'{path}: no such adapter checkpoint')
@@ -108,7 +113,9 @@ def read_adapter_checkpoint(path):
     return tensors, meta
 
 
-def load_adapter_checkpoint(model, path, adapted_modules=None):
+def load_adapter_checkpoint(model: nn.Module,
+                            path: str,
+                            adapted_modules: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Load an adapter checkpoint into ``model`` (all or nothing); returns its metadata."""
     tensors, meta = read_adapter_checkpoint(path)
     model = _unwrap(model)

@@ -10,8 +10,11 @@ any ``lora_*`` key) and ``config.py`` (``load_from`` pointing at it).
 import copy
 import os
 import os.path as osp
+from typing import Dict, Tuple
 
 import torch
+import torch.nn as nn
+from mmengine.config import Config
 
 from ..models.peft import is_adapter_key, merge_adapters, unmerge_adapters
 from ..utils.errors import UserError
@@ -67,9 +70,8 @@ def _find_types(node, found, path=''):
             _find_types(v, found, f'{path}[{i}]')
 
 
-def plain_config(cfg):
+def plain_config(cfg: Config) -> Config:
     """A copy of ``cfg`` (mmengine Config) that plain mmdet builds without mmliera."""
-    from mmengine.config import Config
     d = _plain_datasets(copy.deepcopy(cfg.to_dict()))
     d['model']['backbone'] = _plain_backbone(d['model']['backbone'])
     imports = [
@@ -102,7 +104,7 @@ def plain_config(cfg):
     return Config(d)
 
 
-def merged_state_dict(model):
+def merged_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     """The plain model's state dict: adapters folded into the weights, factors dropped."""
     model = getattr(model, 'module', model)
     done = merge_adapters(model)
@@ -116,7 +118,7 @@ def merged_state_dict(model):
             unmerge_adapters(model)
 
 
-def export_merged(cfg, model, out_dir):
+def export_merged(cfg: Config, model: nn.Module, out_dir: str) -> Tuple[str, str]:
     """Write ``out_dir/model.pth`` and ``out_dir/config.py``; returns their paths."""
     plain = plain_config(cfg)  # fail before writing anything if the config cannot be exported
     os.makedirs(out_dir, exist_ok=True)

@@ -9,8 +9,10 @@ naming what is missing (grouped as ``neck.*``, ``backbone.*.lora_*``, ...) or wh
 import os.path as osp
 import re
 from collections import OrderedDict
+from typing import Dict, Optional, Tuple
 
 import torch
+import torch.nn as nn
 
 from ..models.peft import is_adapter_key
 from ..utils.errors import UserError
@@ -60,7 +62,9 @@ def _groups(keys):
     return ', '.join(f'{g} ({n})' for g, n in counts.items())
 
 
-def checkpoint_mismatch(model, state, path='checkpoint'):
+def checkpoint_mismatch(model: nn.Module,
+                        state: Dict[str, torch.Tensor],
+                        path: str = 'checkpoint') -> Optional[str]:
     """None when ``state`` fits ``model`` (every tensor there, same shapes), else the sentence."""
     expected = {
         k: v
@@ -95,7 +99,7 @@ def checkpoint_mismatch(model, state, path='checkpoint'):
     return None
 
 
-def check_checkpoint_fits(model, path):
+def check_checkpoint_fits(model: nn.Module, path: str) -> Tuple[dict, Dict[str, torch.Tensor]]:
     """Raise CheckpointMismatchError unless the checkpoint at ``path`` fits ``model``.
 
     Returns the loaded checkpoint (dict) and its state dict."""

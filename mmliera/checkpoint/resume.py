@@ -12,6 +12,7 @@ import os.path as osp
 import re
 import shutil
 import zipfile
+from typing import List, Optional, Tuple
 
 from ..utils.errors import UserError
 from .atomic import is_partial
@@ -24,7 +25,7 @@ class UnreadableCheckpointError(UserError, RuntimeError):
     """No checkpoint that ``--resume`` could continue from can be read."""
 
 
-def checkpoint_problem(path):
+def checkpoint_problem(path: str) -> Optional[str]:
     """None when ``path`` is a readable mmengine checkpoint, else what is wrong with it."""
     if not osp.isfile(path):
         return 'no such file'
@@ -61,7 +62,7 @@ def _candidates(work_dir, named):
     return ordered
 
 
-def read_last_checkpoint(work_dir):
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
     """The path ``work_dir/last_checkpoint`` names (mmengine's pointer), or None."""
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
@@ -70,7 +71,7 @@ def read_last_checkpoint(work_dir):
         return f.read().strip() or None
 
 
-def find_resume_checkpoint(work_dir):
+def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
     """``(path, bad)``: the checkpoint to resume from (None: the work dir holds none) and the
     ``(path, problem)`` pairs of newer ones that could not be read.
 

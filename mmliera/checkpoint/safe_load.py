@@ -44,6 +44,18 @@ SAFE_GLOBALS = [
 ] + _numpy_globals()
 
 
+def register_safe_globals():
+    """Add :data:`SAFE_GLOBALS` to torch's weights-only allow-list for the whole process
+    (``import mmliera`` does), so every loader (mmdet's ``init_detector``, ``DetInferencer``,
+    mmengine's ``load_checkpoint``, plain ``torch.load``) reads mmengine checkpoints; nothing
+    beyond this list becomes loadable. Returns False on a torch without the mechanism."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        return False
+    add(SAFE_GLOBALS)
+    return True
+
+
 @contextlib.contextmanager
 def mmengine_safe_globals():
     """Within this block, ``torch.load`` (weights_only) accepts what mmengine checkpoints hold."""

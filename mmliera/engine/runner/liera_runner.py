@@ -14,7 +14,7 @@ from ...checkpoint.resume import find_resume_checkpoint, remove_partial_files
 from ...checkpoint.safe_load import mmengine_safe_globals
 from ...models.adapt import load_reports
 from ...models.peft import init_adapters_from_weights
-from ...registry import RUNNERS
+from ...registry import register_runner
 from ..hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import freeze_hooks_of
@@ -22,7 +22,7 @@ from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
 from .worker_init import end_workers_with_process
 
 
-@RUNNERS.register_module()
+@register_runner
 class LieRARunner(Runner):
     """Runner whose ``wrap_model`` first applies every LieRAFreezeHook's policy.
 

@@ -5,6 +5,7 @@ otherwise regexes or ``dict(pattern=regex, rank=..., ...)`` with per-target sett
 by :func:`~.names.matches` (the name or a dotted suffix of it). The first matching item wins.
 """
 import warnings
+from typing import Dict, List, Optional
 
 import torch.nn as nn
 
@@ -61,13 +62,13 @@ def _plan(module, cfg):
 
 
 def inject_adapters(module: nn.Module,
-                    rank: int = None,
+                    rank: Optional[int] = None,
                     *,
                     targets=None,
                     check_zeros=True,
                     freeze_base=True,
                     adapter=None,
-                    **options) -> list:
+                    **options) -> List[str]:
     """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place.
 
     Settings: ``rank`` and the keywords of :class:`~.config.AdapterConfig` (``mode``,
@@ -110,19 +111,19 @@ def inject_adapters(module: nn.Module,
     return sorted(plan)
 
 
-def adapter_layers(module):
+def adapter_layers(module: nn.Module) -> Dict[str, LieRALayer]:
     """{name: layer} of every LieRA layer in ``module``."""
     return {n: m for n, m in module.named_modules() if isinstance(m, LieRALayer)}
 
 
-def init_adapters_from_weights(module):
+def init_adapters_from_weights(module: nn.Module) -> None:
     """Re-derive W-dependent adapter state (PiSSA factors, DoRA magnitudes) of every layer,
     e.g. after the weights were initialised or loaded."""
     for layer in adapter_layers(module).values():
         layer.init_from_weight()
 
 
-def warn_exact_zeros(module):
+def warn_exact_zeros(module: nn.Module) -> int:
     """One warning for all adapted layers whose W has exact zeros; returns the total count."""
     counts = {n: m.exact_zeros() for n, m in adapter_layers(module).items()}
     counts = {n: c for n, c in counts.items() if c}
@@ -134,7 +135,7 @@ def warn_exact_zeros(module):
     return sum(counts.values())
 
 
-def merge_adapters(module):
+def merge_adapters(module: nn.Module) -> int:
     """Merge every LieRA layer; if one fails, those merged by this call are unmerged again."""
     done = []
     try:
@@ -149,7 +150,7 @@ def merge_adapters(module):
     return len(done)
 
 
-def unmerge_adapters(module):
+def unmerge_adapters(module: nn.Module) -> int:
     """Unmerge every merged LieRA layer (restores the original weights bit-exactly)."""
     layers = [m for m in adapter_layers(module).values() if m.merged]
     for layer in layers:
