@@ -36,8 +36,9 @@ setup(
         'tests': ['pytest>=7', 'flake8>=7', 'isort>=5.13', 'yapf==0.43.0'],
         # peft pulls transformers; >=4.47 breaks `import mmpretrain.models` (its BLIP module)
         'benchmark': ['peft>=0.17', 'transformers>=4.40,<4.47'],
-        # mmdet's tools/analysis_tools/analyze_logs.py plots with seaborn
-        'analysis': ['seaborn'],
+        # mmdet's tools/analysis_tools: analyze_logs.py plots with seaborn, benchmark.py needs
+        # psutil
+        'analysis': ['seaborn', 'psutil'],
     },
     license='Apache-2.0',
     zip_safe=False,

@@ -82,3 +82,14 @@ def test_the_adapters_matter_for_these_outputs(expected):
         torch.nn.init.zeros_(layer.lora_B)
     got = fixture_outputs(model)['feat0']
     assert (got - expected['train_checkpoint']['feat0']).abs().max() > 1e-3
+
+
+def test_plain_torch_load_reads_the_training_checkpoint_after_scoped_loads():
+    """``import mmliera`` registers the allow-list process-wide (mmdet's init_detector and
+    mmengine use plain torch.load); a scoped load must not take it away again (torch's own
+    ``safe_globals`` context removes its globals on exit)."""
+    from mmliera.checkpoint import mmengine_safe_globals, safe_load
+    path = os.path.join(LEGACY, 'train_iter_2.pth')
+    with mmengine_safe_globals():
+        safe_load(path)
+    assert 'message_hub' in torch.load(path, weights_only=True)

@@ -58,7 +58,12 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('mmdet_tools')
     cfg = write_cfg(tmp / 'tiny.py', osp.join(FIXTURES, 'tiny_liera_maskrcnn.py'))
     work = tmp / 'work'
-    code, out = _run([osp.join(MIM_TOOLS, 'train.py'), cfg, '--work-dir', str(work)], tmp)
+    # training without validation: its json log then holds training entries only
+    # (analyze_logs.py counts every entry's 'step' as a training iteration)
+    code, out = _run([
+        osp.join(MIM_TOOLS, 'train.py'), cfg, '--work-dir',
+        str(work), '--cfg-options', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None'
+    ], tmp)
     assert code == 0, out[-5000:]
     assert 'LieRA freezing policy in force' in out  # LieRARunner + LieRAFreezeHook ran
     ckpt = work / 'iter_2.pth'
@@ -75,8 +80,11 @@ def test_mmdet_tools_and_apis_work(trained):
     assert logs, 'no json log of the training run'
     tools = osp.join(MIM_TOOLS, 'analysis_tools')
     commands = {
-        'test': [osp.join(MIM_TOOLS, 'test.py'), cfg, ckpt, '--work-dir',
-                 str(tmp / 'test')],
+        # score_thr 0: the 2-iteration model's low scores still give COCO mAP figures
+        'test': [
+            osp.join(MIM_TOOLS, 'test.py'), cfg, ckpt, '--work-dir',
+            str(tmp / 'test'), '--cfg-options', 'model.test_cfg.rcnn.score_thr=0.0'
+        ],
         'apis': [str(api), cfg, ckpt, image],
         'benchmark': [
             osp.join(tools, 'benchmark.py'), cfg, '--checkpoint', ckpt, '--task', 'inference',
@@ -101,12 +109,24 @@ def test_mmdet_tools_and_apis_work(trained):
         for k, c in commands.items()
     }
     outs = {k: p.communicate(timeout=900)[0] for k, p in procs.items()}
-    failed = {k: outs[k][-3000:] for k, p in procs.items() if p.returncode != 0}
-    assert not failed, failed
+    cuda = torch.cuda.is_available()
+    # mmdet's benchmark.py --task inference loads the checkpoint, then calls model.cuda(): on
+    # a machine without CUDA it must get past the load and stop only there
+    expect_fail = set() if cuda else {'benchmark'}
+    failed = [
+        f'== {k}\n{outs[k][-3000:]}' for k, p in procs.items()
+        if (p.returncode != 0) != (k in expect_fail)
+    ]
+    assert not failed, '\n'.join(failed)
+    assert 'Weights only load failed' not in outs['benchmark'], outs['benchmark'][-3000:]
+    if cuda:
+        assert 'Overall fps' in outs['benchmark'], outs['benchmark'][-2000:]
+    else:
+        assert 'Found no NVIDIA driver' in outs['benchmark'] or \
+            'not compiled with CUDA' in outs['benchmark'], outs['benchmark'][-2000:]
     assert 'coco/bbox_mAP' in outs['test'] and 'coco/segm_mAP' in outs['test']
     assert 'init_detector ok MaskRCNN LieRAConvNeXt' in outs['apis']
     assert 'DetInferencer ok' in outs['apis']
-    assert 'Overall fps' in outs['benchmark'], outs['benchmark'][-2000:]
     assert 'Flops' in outs['get_flops'], outs['get_flops'][-2000:]
     assert (tmp / 'loss.png').is_file()
 
@@ -122,13 +142,15 @@ class _Payload:
 
 
 class _GetattrPayload:
-    """... or reaches a function through ``getattr`` (the one builtin the allow-list guards)."""
+    """... or reaches a method through ``getattr`` (the one builtin the allow-list guards) on an
+    allowed type: ``numpy.ndarray.tofile`` writes files."""
 
     def __init__(self, marker):
         self.marker = marker
 
     def __reduce__(self):
-        return getattr, (os, 'system')
+        import numpy as np
+        return getattr, (np.ndarray, 'tofile')
 
 
 @pytest.mark.parametrize('payload', [_Payload, _GetattrPayload])

@@ -58,9 +58,18 @@ def register_safe_globals():
 
 @contextlib.contextmanager
 def mmengine_safe_globals():
-    """Within this block, ``torch.load`` (weights_only) accepts what mmengine checkpoints hold."""
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        yield
+    """Within this block, ``torch.load`` (weights_only) accepts what mmengine checkpoints hold.
+
+    The allow-list is registered for the whole process (:func:`register_safe_globals`, which
+    ``import mmliera`` calls); this block only makes sure of it. It does not use torch's own
+    ``safe_globals`` context, whose exit removes the listed globals even when they had been
+    registered before.
+    """
+    if not register_safe_globals():  # a torch without add_safe_globals: scoped fallback
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            yield
+        return
+    yield
 
 
 def safe_load(path, map_location='cpu', mmap=False):
