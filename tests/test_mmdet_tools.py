@@ -38,7 +38,14 @@ print('DetInferencer ok', len(result['predictions'][0].pred_instances))
 
 
 def _env(tmp):
-    return dict(os.environ, PYTHONPATH=ROOT, MMLIERA_FIXTURE_DIR=FIXTURES + '/', MPLBACKEND='Agg')
+    """The tools' environment: this checkout importable, the fixtures' backbone, and a data
+    folder of the tiny config's own (the session's demo data folder holds other splits)."""
+    return dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        MMLIERA_FIXTURE_DIR=FIXTURES + '/',
+        MMLIERA_DEMO_DATA=f'{tmp}/data/',
+        MPLBACKEND='Agg')
 
 
 def _run(cmd, tmp, timeout=600):
@@ -68,7 +75,7 @@ def trained(tmp_path_factory):
     assert 'LieRA freezing policy in force' in out  # LieRARunner + LieRAFreezeHook ran
     ckpt = work / 'iter_2.pth'
     assert ckpt.is_file(), out[-3000:]
-    image = sorted(glob.glob(os.environ['MMLIERA_DEMO_DATA'] + 'val/*.jpg'))[0]
+    image = sorted(glob.glob(str(tmp / 'data' / 'val' / '*.jpg')))[0]
     return tmp, cfg, str(ckpt), work, image
 
 
