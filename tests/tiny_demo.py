@@ -7,12 +7,13 @@ from helpers import DEMO, ROOT, write_cfg
 TRANSFER = os.path.join(ROOT, 'configs', 'transfer')
 
 
-def write_random_backbone(path):
-    """An mmpretrain-format ConvNeXt-V2-atto checkpoint (random weights) at ``path``."""
+def write_random_backbone(path, arch='atto'):
+    """An mmpretrain-format ConvNeXt-V2 checkpoint (random weights, seed 0) at ``path``;
+    ``arch``: a name or dict(depths=..., channels=...)."""
     from mmpretrain.models import ConvNeXt
     torch.manual_seed(0)
     m = ConvNeXt(
-        arch='atto',
+        arch=arch,
         use_grn=True,
         layer_scale_init_value=0.,
         gap_before_final_norm=False,
