@@ -22,7 +22,7 @@ module holding it, or a dotted suffix of either: ``'norm'`` selects every module
 ``norm``), e.g. ``r'backbone\\..*\\.norm\\.(weight|bias)'`` or ``'bias'``. A pattern that matches
 no parameter is an error (a likely typo), never silently ignored.
 """
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -94,9 +94,11 @@ class FreezePolicy:
         parts = self._parts(model)
         return {n: self._decide(n, parts) for n, _ in model.named_parameters()}
 
-    def wants_grad(self, name: str, model: nn.Module) -> bool:
-        """The decision for one parameter of ``model``."""
-        return self._decide(name, self._parts(model))
+    def wants_grad(self, name: str, model: Optional[nn.Module] = None) -> bool:
+        """The decision for one parameter name (with ``model``: also the trainable patterns and
+        self-frozen parameters its adapted parts recorded)."""
+        parts = self._parts(model) if isinstance(model, nn.Module) else []
+        return self._decide(name, parts)
 
     def check_patterns(self, model: nn.Module):
         """Raise FreezePolicyError when a pattern (the policy's, or an adapted module's

@@ -18,11 +18,10 @@ import dataclasses
 import math
 import numbers
 import re
-from typing import Any, Dict, List, Optional, Pattern, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Pattern, Tuple
 
 from ...utils.errors import UserError
 from .formulas import MODES
-from .names import matches
 
 INITS = ('default', 'pissa')
 LAYER_KEYS = ('mode', 'rank', 'alpha', 'dropout', 'dora', 'init')
@@ -76,10 +75,6 @@ class AdapterConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @property
-    def scaling(self) -> float:
-        return self.layer_alpha / self.rank
 
     @property
     def layer_alpha(self) -> float:
@@ -163,13 +158,3 @@ class AdapterConfig:
 
     def replace(self, **changes) -> 'AdapterConfig':
         return dataclasses.replace(self, **changes)
-
-    def settings_for(self, name: str, specs: Optional[Sequence] = None):
-        """The settings of the module ``name`` (first matching target), or None when no
-        target matches. ``specs``: :meth:`target_specs`, precomputed."""
-        if self.targets is None:
-            return self
-        for _, regex, settings in (specs if specs is not None else self.target_specs()):
-            if matches(regex, name):
-                return settings
-        return None

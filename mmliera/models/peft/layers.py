@@ -91,16 +91,6 @@ class LieRALayer:
         """'pissa' when PiSSA's initial factors are kept (``lora_A0``), else 'default'."""
         return 'default' if self.lora_A0 is None else 'pissa'
 
-    def settings(self):
-        """This layer's :class:`~.config.AdapterConfig` (targets: None)."""
-        return AdapterConfig(
-            mode=self.mode,
-            rank=self.rank,
-            alpha=self.alpha,
-            dropout=self.dropout,
-            dora=self.dora,
-            init=self.init)
-
     def exact_zeros(self):
         """Number of exact zeros in W that the mode cannot move (0 for 'lora')."""
         return 0 if self.mode == 'lora' else int((self.weight == 0).sum())
