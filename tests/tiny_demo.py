@@ -52,7 +52,8 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='AdapterCheckpointHook',
 
 
 def tiny_transfer_cfg(tmp, name, base, extra=''):
-    """configs/transfer/<base>.py on 8 train / 4 test images of 128 px, 2 iterations."""
+    """configs/transfer/<base>.py on 8 train / 4 val / 4 test images of 128 px, 3 iterations
+    (val after the 2nd and 3rd), its backbone from :func:`write_random_backbone`."""
     pretrained = tmp / 'backbone.pth'
     if not pretrained.exists():
         write_random_backbone(pretrained)
@@ -60,13 +61,18 @@ def tiny_transfer_cfg(tmp, name, base, extra=''):
     return write_cfg(
         tmp / f'{name}.py', os.path.join(TRANSFER, base), f"""
 data_root = '{data}/'
-synthetic = dict(image_size=128, splits=dict(train=8, test=4))
+synthetic = dict(image_size=128, splits=dict(train=8, val=4, test=4))
 model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, synthetic=synthetic))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, synthetic=synthetic))
 test_dataloader = dict(num_workers=0, persistent_workers=False,
                        dataset=dict(data_root=data_root, synthetic=synthetic))
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
-train_cfg = dict(max_iters=3)
+train_cfg = dict(max_iters=3, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=3), logger=dict(interval=1))
+custom_hooks = [{'' if base == 'full.py' else "dict(type='LieRAFreezeHook'), "}
+                dict(type='PretrainBackboneHook', config='unused.py', checkpoint='{pretrained}')]
 """ + extra)

@@ -1,17 +1,24 @@
-# The embedded transfer task (issue: evidence that LieRA pays off). Every method of the study
-# starts from the same backbone: the demo's ConvNeXt-V2-atto pre-trained on the 'pretrain' split
-# of the demo's shapes (made by PretrainBackboneHook when missing), and adapts it to a shifted
-# target (mmliera/datasets/transfer_coco.py: new classes, striped textures instead of class
-# colours, clutter and distractors, smaller objects, colour casts). Same slim Mask R-CNN, schedule,
-# optimizer and learning rate for every method; only the backbone's trainable part differs.
-#   python tools/compare_methods.py configs/transfer/*.py --seeds 0 1 2 --work-dir work_dirs/transfer_study
+# The embedded transfer task (docs/study.md). Every method of the study starts from the same
+# backbone: the demo's ConvNeXt-V2-atto pre-trained on the 'pretrain' split of the demo's shapes
+# (made by PretrainBackboneHook when missing, single-threaded on the CPU so that the same file
+# comes out wherever it is made; its weights' checksum is pinned below) and adapts it to a
+# shifted target (mmliera/datasets/transfer_coco.py: new classes = textures, flat distractors,
+# clutter, smaller objects, colour casts). Same slim Mask R-CNN, schedule and optimizer for every
+# method; what differs is the backbone's trainable part and its learning-rate multiplier
+# (optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult, chosen per method on the val split:
+#   python tools/compare_methods.py configs/transfer/{frozen,lora,...}.py \
+#       --grid lr_mult=0.1,0.3,1,3,10,30,100 --seeds 0 1 2 3 4 --work-dir work_dirs/transfer_study
 _base_ = ['../demo/_base_slim_maskrcnn_synthetic.py']
 
 runner_type = 'LieRARunner'
-data_root = '{{$MMLIERA_TRANSFER_DATA:{{ fileDirname }}/../../data/transfer_coco/}}'
-synthetic = dict(image_size={{_base_.image_size}})  # splits train=128, test=64 (defaults)
+data_root = '{{$MMLIERA_TRANSFER_DATA:{{ fileDirname }}/../../data/transfer_coco_v2/}}'
+# three disjoint, deterministic splits: train (fit), val (every choice), test (final runs only)
+synthetic = dict(image_size={{_base_.image_size}}, splits=dict(train=128, val=64, test=256))
 pretrained = '{{ fileDirname }}/../../work_dirs/demo_pretrain/convnext-v2-atto_synthetic.pth'
 pretrain_config = '{{ fileDirname }}/../demo/full_maskrcnn_convnextv2-atto_synthetic-pretrain.py'
+# sha256 of the pre-trained backbone's weights the committed study started from
+# (mmliera.checkpoint.weights_sha256); a different one is reported by the hook and the tool
+pretrained_sha256 = '33bb4e87e226a088767f0f0bda08a0d5d36d20da47db4b94f9c27f9a36cf9aa8'
 
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')))
@@ -19,27 +26,30 @@ model = dict(
 train_dataloader = dict(
     dataset=dict(type='TransferCocoDataset', data_root=data_root, synthetic=synthetic,
                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/')))
+val_dataloader = dict(
+    dataset=dict(type='TransferCocoDataset', data_root=data_root, synthetic=synthetic,
+                 ann_file='annotations/instances_val.json', data_prefix=dict(img='val/')))
 test_dataloader = dict(
     dataset=dict(type='TransferCocoDataset', data_root=data_root, synthetic=synthetic,
                  ann_file='annotations/instances_test.json', data_prefix=dict(img='test/')))
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
-# no validation during training: the study evaluates the last checkpoint with tools/test.py
-val_dataloader = None
-val_evaluator = None
-val_cfg = None
 
-# The schedule and the learning-rate rule, fixed before any method was compared: the demo's
-# AdamW at lr 1e-3 (weight decay 0.05, warm-up then cosine) for every method, 160 iterations
-# of batch 4 (5 epochs of the 128 training images).
+# The schedule: the demo's AdamW at base lr 1e-3 for the neck and heads (weight decay 0.05,
+# none on adapter parameters: LieRARunner's adapter_decay_mult=0), warm-up then cosine, 160
+# iterations of batch 4 (5 epochs of the 128 training images); val mAP every 40 iterations
+# (the curve that shows whether the schedule is long enough; the last one selects lr_mult).
 max_iters = 160
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+val_interval = 40
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=max_iters, eta_min_ratio=0.05),
 ]
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0)}, adapter_decay_mult=0.0))
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
-custom_hooks = [
-    dict(type='LieRAFreezeHook'),
-    dict(type='PretrainBackboneHook', config=pretrain_config, checkpoint=pretrained),
-]
+pretrain_hook = dict(type='PretrainBackboneHook', config=pretrain_config, checkpoint=pretrained,
+                     sha256=pretrained_sha256)
+custom_hooks = [dict(type='LieRAFreezeHook'), pretrain_hook]

@@ -1,22 +1,26 @@
-"""Compare fine-tuning methods (configs) x seeds through the real train and test path.
+"""Compare fine-tuning methods (configs) x seeds through the real train and test path, with a
+per-method grid chosen on the validation split and paired differences between methods.
 
-    python tools/compare_methods.py [NAME=]CONFIG ... --seeds 0 1 2 --work-dir DIR
+    python tools/compare_methods.py [NAME=]CONFIG ... --seeds 0 1 2 3 4 --work-dir DIR \\
+        [--grid [METHOD,...:]KEY=V1,V2,...] [--diff A-B ...] [--reference NAME ...]
 
-Each run (method, seed) is two subprocesses, ``python -m mmliera.cli train CONFIG`` (what
-``tools/train.py`` runs) with ``randomness.seed=SEED``, then ``python -m mmliera.cli test CONFIG
-LAST_CHECKPOINT`` (``tools/test.py``: the config's test split, mmdet's ``CocoMetric``). Per run it
-records bbox / segm mAP, trainable parameters (the whole detector and its backbone, counted on
-the model built as training builds it, freezing policy applied), seconds per iteration (mean of
-the train log's ``time`` after its first logging window), peak memory (CUDA:
-``max_memory_allocated`` from the train log; CPU: the train process's peak resident set size)
-and wall time.
+1. **Screening** (methods whose grid has several settings): each setting trains once (seed
+   ``--screen-seed``, default the first of ``--seeds``) with the config's validation during
+   training; the setting with the best last val bbox mAP is chosen (ties: the lower value).
+2. **Final runs**: each method at its chosen setting, every seed: ``python -m mmliera.cli train``
+   (= ``tools/train.py``) then ``python -m mmliera.cli test`` on the last checkpoint (the test
+   split, mmdet's ``CocoMetric``). The screening run of the chosen setting is the final run of
+   its seed (it is only tested).
 
-Results are written after every run (atomically) to ``DIR/results.json``; a restarted
-comparison skips every run already done with the same config and options, and re-runs failed
-ones. At the end (and after each run) it writes ``results.csv``, ``table.md`` (mean ± sample
-standard deviation over seeds; failed runs are listed with their error) and ``plot.png`` (mAP
-against the backbone's trainable parameters, one marker per method, error bars = std).
-Exit status: 0 when every run succeeded, 1 otherwise.
+Per run it records val and test bbox / segm mAP, the val curve, trainable parameters (whole
+detector, backbone, per top-level part, as training builds the model), the relative weight
+change of each backbone stage (:mod:`.diagnostics`), seconds per iteration, peak memory (CUDA:
+``max_memory_allocated`` from the log; CPU: the train process's peak RSS), wall times, and the
+weights sha256 of the backbone it started from (a run that started from another backbone than
+earlier runs is reported). ``results.json`` is written (atomically) after every step; a
+restarted comparison skips every step already done with the same config, options and setting.
+Outputs: results.json / .csv, table.md, grid.md, pairs.md, diagnostics.md, plot.png,
+curves.png, grid.png (:mod:`.report`). Exit status: 0 when every needed run succeeded, else 1.
 """
 import argparse
 import datetime
@@ -27,11 +31,13 @@ import platform
 import subprocess
 import sys
 
+from .grid import parse_grid, resolve_key, select, settings, slug
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
-from .runs import ComparisonError, count_trainable, fingerprint, parse_methods, run_one
-from .stats import summarise  # noqa: F401 (API)
+from .runs import (ComparisonError, count_trainable, fingerprint, has_validation, load_config,
+                   parse_methods, start_checkpoint, test, train)
+from .stats import paired_differences, summarise  # noqa: F401 (API)
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _git_commit():
@@ -55,14 +61,17 @@ def _git_commit():
 
 def _duration(seconds):
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
     return f'{seconds // 60} min {seconds % 60:02d} s' if seconds >= 60 else f'{seconds} s'
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
-        description='Train and test methods (configs) x seeds; write results.json, '
-        'results.csv, table.md and plot.png.')
+        description='Train and test methods (configs) x seeds, a per-method grid chosen on '
+        'the val split; write results.json/csv, table.md, grid.md, pairs.md, diagnostics.md '
+        'and plots.')
     parser.add_argument(
         'methods',
         nargs='+',
@@ -70,12 +79,34 @@ def parse_args(argv=None):
         help='one config per method; NAME defaults to the file name')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument(
+        '--grid',
+        nargs='+',
+        default=[],
+        metavar='[METHOD,...:]KEY=V1,V2',
+        help='settings to screen on the val split, e.g. lr_mult=0.1,1,10 '
+        '(every method) or full:lr_mult=0.1,0.3,1 (that method)')
+    parser.add_argument(
+        '--screen-seed',
+        type=int,
+        help='the seed of the screening runs '
+        '(default: the first of --seeds)')
+    parser.add_argument(
+        '--diff',
+        nargs='+',
+        default=[],
+        metavar='A-B',
+        help='paired differences to report, e.g. liera_taylor-lora')
+    parser.add_argument(
+        '--reference',
+        nargs='+',
+        default=[],
+        metavar='NAME',
+        help='methods drawn as reference lines (e.g. frozen full)')
+    parser.add_argument(
         '--work-dir',
         default='work_dirs/compare_methods',
-        help='runs go to WORK_DIR/NAME/seed_S; results.json etc. too')
-    parser.add_argument(
-        '--out-dir', help='where results.json/csv, table.md and plot.png go '
-        '(default: WORK_DIR)')
+        help='runs go to WORK_DIR/NAME/SETTING/seed_S')
+    parser.add_argument('--out-dir', help='where the outputs go (default: WORK_DIR)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -83,130 +114,341 @@ def parse_args(argv=None):
         default={},
         help='config overrides for every run, e.g. train_cfg.max_iters=4')
     parser.add_argument(
+        '--order',
+        choices=('seed', 'method'),
+        default='seed',
+        help='seed: all screening, then every method at the first seed, the second, ... (a '
+        'busier machine later touches every method alike); method: one method after the '
+        'other, its screening then its seeds (a cut-short study has whole methods)')
+    parser.add_argument(
+        '--no-diagnostics',
+        action='store_true',
+        help='skip the weight-change diagnostics (one model build per run)')
+    parser.add_argument(
         '--rerun',
         action='store_true',
-        help='run everything again instead of skipping runs already done')
+        help='run everything again instead of skipping steps already done')
     return parser.parse_args(argv)
+
+
+def parse_pairs(specs, names):
+    """[(a, b)] from ``A-B`` items (split where both sides are method names)."""
+    pairs = []
+    for spec in specs:
+        splits = [(spec[:i], spec[i + 1:]) for i, c in enumerate(spec) if c == '-']
+        found = [(a, b) for a, b in splits if a in names and b in names]
+        if len(found) != 1:
+            raise ComparisonError(f'--diff {spec!r}: write A-B with two method names (methods: '
+                                  f'{", ".join(names)})')
+        pairs.append(found[0])
+    return pairs
+
+
+class _Plan:
+    """The methods, their resolved grids and settings, and the run records (old and new)."""
+
+    def __init__(self, methods, grids, options):
+        self.methods, self.options = methods, options
+        self.settings, self.unusable = {}, {}
+        for name, config in methods:
+            try:
+                cfg = load_config(config, options)
+                grid = {
+                    resolve_key(cfg, k, f'method {name} ({config})'): v
+                    for k, v in grids[name].items()
+                }
+                self.settings[name] = settings(grid)
+                if len(self.settings[name]) > 1 and not has_validation(cfg):
+                    raise ComparisonError(
+                        f'method {name}: a grid is chosen on the validation split, but '
+                        f'{config} has none; set val_dataloader, val_evaluator, val_cfg and '
+                        'train_cfg.val_interval')
+            except ComparisonError:
+                raise
+            except Exception as e:  # reported as this method's failure; the others still run
+                self.unusable[name] = f'the config does not build: {type(e).__name__}: {e}'[:300]
+                self.settings[name] = [()]
+
+    def run_options(self, setting):
+        return dict(self.options, **{k: v for k, v in setting})
+
+
+def _record_key(r):
+    return r['method'], r.get('setting_label', 'default'), r['seed']
+
+
+def _upgrade(r):
+    """A format-1 record (train + test, no grid) as a format-2 final run."""
+    if 'setting_label' not in r:
+        r = dict(r, setting=[], setting_label='default', final=True)
+    return r
 
 
 def main(argv=None):
     args = parse_args(argv)
     methods = parse_methods(args.methods)
+    names = [n for n, _ in methods]
     if len(set(args.seeds)) != len(args.seeds):
         raise ComparisonError(f'--seeds has repeats: {args.seeds}')
+    pairs = parse_pairs(args.diff, names)
+    for ref in args.reference:
+        if ref not in names:
+            raise ComparisonError(f'--reference {ref}: no such method (methods: '
+                                  f'{", ".join(names)})')
+    grids = parse_grid(args.grid, names)
+    screen_seed = args.seeds[0] if args.screen_seed is None else args.screen_seed
+    options = dict(args.cfg_options)
+    plan = _Plan(methods, grids, options)
+
     out_dir = args.out_dir or args.work_dir
     results_path = osp.join(out_dir, 'results.json')
-    options = dict(args.cfg_options)
     previous, previous_meta = {}, {}
     if osp.isfile(results_path) and not args.rerun:
         with open(results_path) as f:
             found = json.load(f)
-        previous = {(r['method'], r['seed']): r for r in found.get('runs', [])}
+        previous = {_record_key(r): r for r in map(_upgrade, found.get('runs', []))}
         previous_meta = found.get('meta', {})
-
-    built, unusable = {}, {}
-    for name, config in methods:
-        try:
-            built[name] = fingerprint(config, options), count_trainable(config, options)
-        except Exception as e:  # reported as this method's failure; the others still run
-            unusable[name] = f'the config does not build: {type(e).__name__}: {e}'[:300]
-            built[name] = None, (None, None)
-    # seed-major: every method's first seed before any second seed (a slower or busier
-    # machine later on touches every method alike; a cut-short study covers every method)
-    plan = [(name, config, seed) + built[name] for seed in args.seeds for name, config in methods]
-    results = dict(
-        format=FORMAT,
-        runs=[],
-        meta=dict(
-            command=' '.join(['python tools/compare_methods.py'] +
-                             (argv if argv is not None else sys.argv[1:])),
-            commit=_git_commit(),
-            started=datetime.datetime.now().isoformat(timespec='seconds'),
-            machine=f'{platform.machine()}, {os.cpu_count()} cores, {platform.system()}',
-            python=platform.python_version(),
-            cfg_options=options))
+    meta = dict(
+        command=' '.join(['python tools/compare_methods.py'] +
+                         (argv if argv is not None else sys.argv[1:])),
+        commit=_git_commit(),
+        started=datetime.datetime.now().isoformat(timespec='seconds'),
+        machine=f'{platform.machine()}, {os.cpu_count()} cores, {platform.system()}',
+        python=platform.python_version(),
+        cfg_options=options,
+        screen_seed=screen_seed)
+    if previous_meta.get('first_started') or previous_meta.get('started'):
+        meta['first_started'] = previous_meta.get('first_started') or previous_meta['started']
     import torch
-    results['meta']['torch'] = torch.__version__
+    meta['torch'] = torch.__version__
+    records = dict(previous)  # key -> record; the current study's records replace old ones
+    counts, fps, sha_cache = {}, {}, {}
+    state = dict(durations=dict(train=[], test=[]), chosen={})
 
-    keys = [(name, seed) for name, _, seed, _, _ in plan]
-    fps = {(name, seed): fp for name, _, seed, fp, _ in plan}
-    # earlier records: those of this plan still valid (same config and options), and every
-    # run of other methods / seeds, kept as they were
-    earlier = {k: r for k, r in previous.items() if k not in fps or r.get('fingerprint') == fps[k]}
-    for r in earlier.values():  # (records of format 1 without their own commit)
-        r.setdefault('commit', previous_meta.get('commit'))
-    current = {}
+    def fp_of(name, config, setting):
+        key = (name, slug(setting))
+        if key not in fps:
+            fps[key] = fingerprint(config, plan.run_options(setting))
+        return fps[key]
 
     def snapshot():
-        runs = [current.get(k) or earlier[k] for k in keys if k in current or k in earlier]
-        return dict(results, runs=runs + [r for k, r in earlier.items() if k not in fps])
+        return dict(format=FORMAT, meta=meta, runs=list(records.values()))
 
-    all_methods = methods + [(r['method'], r['config']) for r in snapshot()['runs']]
-    all_methods = list(dict((n, (n, c)) for n, c in reversed(all_methods)).values())[::-1]
-    durations, total = [], len(plan)
-    todo = sum(1 for k in keys if earlier.get(k, {}).get('status') != 'ok')
-    for i, (name, config, seed, fp, (params, bb_params)) in enumerate(plan, 1):
-        tag = f'[{i}/{total}] {name} seed {seed}'
-        done = earlier.get((name, seed))
-        if done and done.get('status') == 'ok':
-            print(f'{tag}: done earlier (bbox {done["bbox_mAP"]:.3f}), skipped', flush=True)
-            current[(name, seed)] = done
-            continue
-        if name in unusable:
-            record = dict(
-                method=name,
-                config=config,
-                seed=seed,
-                status='failed',
-                error=unusable[name],
-                wall_s=0.0)
-        else:
-            print(f'{tag}: training and testing {config} ...', flush=True)
-            try:
-                record = run_one(name, config, seed, options,
-                                 osp.join(args.work_dir, name, f'seed_{seed}'))
-            except KeyboardInterrupt:
-                done = sum(1 for r in snapshot()['runs'] if r['status'] == 'ok')
-                write_outputs(snapshot(), all_methods, out_dir)
-                print(
-                    f'\ninterrupted during {tag}: the {done} finished runs are in '
-                    f'{results_path}; the same command again goes on from here',
-                    flush=True)
-                return 130
-        record.update(
+    def save():
+        write_outputs(snapshot(), methods, out_dir, pairs, args.reference, state['chosen'])
+
+    def fresh(name, config, setting, seed):
+        """The earlier record of this run if it is still valid, else a new one."""
+        key = (name, slug(setting), seed)
+        old = records.get(key)
+        fp = fp_of(name, config, setting)
+        if old and old.get('fingerprint') == fp and old['status'] in ('trained', 'ok') and \
+                (old['status'] == 'ok' or osp.isfile(old.get('checkpoint', ''))):
+            return old, True
+        if (name, slug(setting)) not in counts:
+            counts[(name, slug(setting))] = count_trainable(config, plan.run_options(setting))
+        total, bb, parts = counts[(name, slug(setting))]
+        rec = dict(
+            method=name,
+            config=config,
+            setting=[list(kv) for kv in setting],
+            setting_label=slug(setting),
+            seed=seed,
             fingerprint=fp,
-            trainable_params=params,
-            backbone_trainable_params=bb_params,
-            commit=results['meta']['commit'])
-        current[(name, seed)] = record
-        if 'log' in record:  # (a config that does not build takes no time)
-            durations.append(record['wall_s'])
-        todo -= 1
-        eta = f'; ETA {_duration(todo * sum(durations) / len(durations))}' if todo else ''
-        if record['status'] == 'ok':
+            status='pending',
+            trainable_params=total,
+            backbone_trainable_params=bb,
+            params_by_part=parts,
+            commit=meta['commit'])
+        records[key] = rec
+        return rec, False
+
+    def start_sha(config, setting):
+        path = start_checkpoint(load_config(config, plan.run_options(setting)))
+        if not path or not osp.isfile(path):
+            return None
+        stamp = (path, os.stat(path).st_mtime_ns, os.stat(path).st_size)
+        if stamp not in sha_cache:
+            from ...checkpoint.digest import weights_sha256
+            sha_cache[stamp] = weights_sha256(path)
+        return sha_cache[stamp]
+
+    def do_train(rec, config, setting, tag):
+        print(f'{tag}: training {config} ({rec["setting_label"]}) ...', flush=True)
+        run_dir = osp.join(args.work_dir, rec['method'], rec['setting_label'],
+                           f'seed_{rec["seed"]}')
+        opts = dict(plan.run_options(setting), **{'randomness.seed': rec['seed']})
+        for k in ('val', 'val_curve', 'bbox_mAP', 'segm_mAP', 'weight_change', 'error'):
+            rec.pop(k, None)
+        train(rec, config, opts, run_dir)
+        state['durations']['train'].append(rec['train_s'])
+        rec['start_sha256'] = start_sha(config, setting)
+        others = {
+            r.get('start_sha256')
+            for r in records.values()
+            if r is not rec and r.get('start_sha256') and r['status'] != 'failed'
+        }
+        if rec['start_sha256'] and others - {rec['start_sha256']}:
             print(
-                f'{tag}: bbox {record["bbox_mAP"]:.3f} segm {record["segm_mAP"]:.3f}, '
-                f'{record["sec_per_iter"]:.3f} s/iter, {_duration(record["wall_s"])}{eta}',
+                f'{tag}: WARNING: started from a backbone with weights sha256 '
+                f'{rec["start_sha256"][:16]}..., other runs of this study from '
+                f'{", ".join(s[:16] + "..." for s in sorted(others - {rec["start_sha256"]}))}'
+                '; their results are not comparable',
+                flush=True)
+        if rec['status'] == 'trained' and not args.no_diagnostics:
+            try:
+                from .diagnostics import backbone_change
+                rec['weight_change'] = dict(
+                    backbone_change(config, plan.run_options(setting), rec['checkpoint']))
+            except Exception as e:  # a diagnostic never fails the run
+                rec['diagnostics_error'] = f'{type(e).__name__}: {e}'[:200]
+        val = rec.get('val') or {}
+        if rec['status'] == 'trained':
+            shown = f'val bbox {val["bbox_mAP"]:.3f} segm {val["segm_mAP"]:.3f}, ' if val else ''
+            print(
+                f'{tag}: trained, {shown}{rec["sec_per_iter"]:.3f} s/iter, '
+                f'{_duration(rec["train_s"])}{eta()}',
                 flush=True)
         else:
-            where = f'; log: {record["log"]}' if 'log' in record else ''
-            print(f'{tag}: FAILED ({record["error"]}){where}{eta}', flush=True)
-        write_outputs(snapshot(), all_methods, out_dir)
-    results = snapshot()
-    now = datetime.datetime.now().isoformat(timespec='seconds')
-    if durations or not previous_meta:
-        results['meta']['finished'] = now
-    else:  # nothing ran: the outputs were only rewritten; keep the study's own record
-        results['meta'] = dict(
-            previous_meta, outputs_rewritten=now, outputs_commit=results['meta']['commit'])
-    rows = write_outputs(results, all_methods, out_dir)
+            print(f'{tag}: FAILED ({rec["error"]}); log: {rec["log"]}{eta()}', flush=True)
+        save()
+
+    def do_test(rec, config, setting, tag):
+        opts = dict(plan.run_options(setting), **{'randomness.seed': rec['seed']})
+        test(rec, config, opts)
+        state['durations']['test'].append(rec['test_s'])
+        if rec['status'] == 'ok':
+            print(f'{tag}: test bbox {rec["bbox_mAP"]:.3f} segm {rec["segm_mAP"]:.3f}'
+                  f'{eta()}',
+                  flush=True)
+        else:
+            print(f'{tag}: FAILED ({rec["error"]}); log: {rec["log"]}{eta()}', flush=True)
+        save()
+
+    pending = dict(train=0, test=0)
+
+    def eta():
+        d = state['durations']
+        if not d['train'] or not (pending['train'] or pending['test']):
+            return ''
+        mean_train = sum(d['train']) / len(d['train'])
+        mean_test = sum(d['test']) / len(d['test']) if d['test'] else 0.15 * mean_train
+        return f'; ETA {_duration(pending["train"] * mean_train + pending["test"] * mean_test)}'
+
+    failed = []
+    screened = {
+        n: plan.settings[n]
+        for n, _ in methods if len(plan.settings[n]) > 1 and n not in plan.unusable
+    }
+    # the ETA's count: screening runs not done yet, plus every final run (an upper bound)
+    pending['train'] = sum(not fresh(n, c, s, screen_seed)[1] for n, c in methods
+                           for s in screened.get(n, ())) + len(methods) * len(args.seeds)
+    pending['test'] = len(methods) * len(args.seeds)
+
+    def screen_method(n, c):
+        """Screen ``n``'s settings on val (one seed) and choose one."""
+        todo = []
+        for s in screened[n]:
+            rec, done = fresh(n, c, s, screen_seed)
+            rec['screen'] = True
+            if not done:
+                todo.append((s, rec))
+        for i, (s, rec) in enumerate(todo, 1):
+            pending['train'] -= 1
+            do_train(rec, c, s, f'[{n}: screen {i}/{len(todo)}] {slug(s)} seed {screen_seed}')
+        scores = {}
+        for s in screened[n]:
+            rec = records[(n, slug(s), screen_seed)]
+            val = rec.get('val') or {}
+            if rec['status'] in ('trained', 'ok') and val.get('bbox_mAP') is not None:
+                scores[s] = val['bbox_mAP']
+            elif rec['status'] == 'failed':
+                failed.append(rec)
+        chosen = select(scores)
+        if chosen is None:
+            plan.unusable[n] = 'every screening run failed'
+            return
+        state['chosen'][n] = slug(chosen)
+        plan.settings[n] = [chosen]
+        print(
+            f'{n}: chose {slug(chosen)} (val bbox {scores[chosen]:.3f}; {len(scores)} of '
+            f'{len(screened[n])} settings screened)',
+            flush=True)
+        save()
+
+    def final_runs(finals):
+        """Train (unless the screening did) and test each (method, config, seed)."""
+        for i, (n, c, seed) in enumerate(finals, 1):
+            tag = f'[{i}/{len(finals)}] {n} seed {seed}'
+            setting = plan.settings[n][0]
+            if n in plan.unusable:
+                rec = dict(
+                    method=n,
+                    config=c,
+                    setting=[],
+                    setting_label=slug(setting),
+                    seed=seed,
+                    status='failed',
+                    error=plan.unusable[n],
+                    final=True)
+                records[(n, slug(setting), seed)] = rec
+                failed.append(rec)
+                print(f'{tag}: FAILED ({rec["error"]})', flush=True)
+                continue
+            rec, done = fresh(n, c, setting, seed)
+            rec['final'] = True
+            if rec['status'] == 'ok':
+                pending['train'] -= 1
+                pending['test'] -= 1
+                print(f'{tag}: done earlier (test bbox {rec["bbox_mAP"]:.3f}), skipped', flush=True)
+                continue
+            pending['train'] -= 1
+            if not done:
+                do_train(rec, c, setting, tag)
+            pending['test'] -= 1
+            if rec['status'] == 'failed':
+                failed.append(rec)
+                continue
+            print(f'{tag}: testing {rec["checkpoint"]} ...', flush=True)
+            do_test(rec, c, setting, tag)
+            if rec['status'] != 'ok':
+                failed.append(rec)
+
+    try:
+        if args.order == 'seed':  # all screening, then every method's first seed, ...
+            for n, c in methods:
+                if n in screened:
+                    screen_method(n, c)
+            final_runs([(n, c, seed) for seed in args.seeds for n, c in methods])
+        else:  # one method after the other: its screening, then all its seeds
+            for n, c in methods:
+                if n in screened:
+                    screen_method(n, c)
+                final_runs([(n, c, seed) for seed in args.seeds])
+    except KeyboardInterrupt:
+        save()
+        done = sum(1 for r in records.values() if r['status'] == 'ok')
+        print(
+            f'\ninterrupted: {done} tested runs and every finished step are in '
+            f'{results_path}; the same command again goes on from here',
+            flush=True)
+        return 130
+    meta['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
+    save()
+    rows = summarise(snapshot(), methods)
     print(markdown_table(rows))
-    failed = [current[k] for k in keys if current[k]['status'] != 'ok']
-    print(f'wrote {results_path}, results.csv, table.md and plot.png in {out_dir}')
+    for d in paired_differences(rows, pairs):
+        if d['mean'] is not None:
+            iv = d['t']
+            shown = f' (95 % t interval [{iv[0]:+.3f}, {iv[1]:+.3f}])' if iv else ''
+            print(f'{d["pair"]} {d["metric"]}: {d["mean"]:+.3f} over {len(d["seeds"])} seeds'
+                  f'{shown}')
+    print(f'wrote {results_path}, results.csv and the tables and plots in {out_dir}')
     if failed:
         print(
-            f'{len(failed)} of {total} runs failed: ' + '; '.join(f'{r["method"]} seed {r["seed"]}'
-                                                                  for r in failed),
+            f'{len(failed)} runs failed: ' +
+            '; '.join(f'{r["method"]} {r.get("setting_label", "")} seed {r["seed"]}'
+                      for r in failed),
             flush=True)
         return 1
     return 0

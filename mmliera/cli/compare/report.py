@@ -1,4 +1,6 @@
-"""A comparison's outputs: results.json, results.csv, table.md and plot.png."""
+"""A comparison's outputs: results.json / .csv, table.md (final runs), grid.md (screening on
+val), pairs.md (paired differences), diagnostics.md (weight change, parameters per part),
+plot.png, curves.png and grid.png."""
 import csv
 import io
 import json
@@ -6,8 +8,9 @@ import os
 import os.path as osp
 
 from ...checkpoint.atomic import atomic_path, write_text_atomic
-from .runs import METRICS
-from .stats import summarise
+from .stats import paired_differences, summarise
+
+LABELS = dict(bbox_mAP='bbox mAP', segm_mAP='segm mAP')
 
 
 def _pm(stat, fmt):
@@ -17,105 +20,277 @@ def _pm(stat, fmt):
     return format(mean, fmt) + (f' ± {format(std, fmt)}' if std is not None else '')
 
 
+def _cell(text):
+    return str(text).replace('|', '\\|')
+
+
 def markdown_table(rows):
-    head = ('| Method | Trainable params (backbone) | bbox mAP | segm mAP | s / iter '
-            '| Peak memory (MiB) | Seeds |\n|---|---:|---:|---:|---:|---:|---|')
+    head = ('| Method | Setting | Trainable params (backbone) | bbox mAP | segm mAP | s / iter '
+            '| Peak memory (MiB) | Seeds |\n|---|---|---:|---:|---:|---:|---:|---|')
     lines = [head]
     for r in rows:
         params = '-' if r['trainable_params'] is None else \
             f'{r["trainable_params"]:,} ({r["backbone_trainable_params"]:,})'
         seeds = ', '.join(map(str, r['seeds'])) or 'none'
+        if r.get('pending'):
+            seeds += '; not yet tested: ' + ', '.join(map(str, r['pending']))
         if r['failed']:
-            seeds += '; **failed**: ' + '; '.join(f'seed {s}: {e}'.replace('|', '\\|')
-                                                  for s, e in r['failed'])
-        lines.append(f'| {r["method"]} | {params} | {_pm(r["bbox_mAP"], ".3f")} | '
-                     f'{_pm(r["segm_mAP"], ".3f")} | {_pm(r["sec_per_iter"], ".3f")} | '
-                     f'{_pm(r["peak_memory_mib"], ".0f")} | {seeds} |')
+            seeds += '; **failed**: ' + '; '.join(_cell(f'seed {s}: {e}') for s, e in r['failed'])
+        lines.append(f'| {r["method"]} | {_cell(r["setting"])} | {params} | '
+                     f'{_pm(r["bbox_mAP"], ".3f")} | {_pm(r["segm_mAP"], ".3f")} | '
+                     f'{_pm(r["sec_per_iter"], ".3f")} | {_pm(r["peak_memory_mib"], ".0f")} | '
+                     f'{seeds} |')
     kinds = sorted({r['memory_kind'] for r in rows if r['memory_kind']})
     notes = [
-        '', 'mean ± sample standard deviation over the seeds that ran; trainable '
-        'parameters: the whole detector (its backbone in brackets).'
+        '', 'Test split; mean ± sample standard deviation over the seeds that ran; setting: the '
+        'one chosen on the val split (grid.md); trainable parameters: the whole detector (its '
+        'backbone in brackets).'
     ]
     if kinds:
         notes.append(f'Peak memory: {", ".join(kinds)}.')
     return '\n'.join(lines + notes) + '\n'
 
 
-def write_csv(results, path):
-    keys = [
-        'method', 'seed', 'status', 'bbox_mAP', 'segm_mAP', 'trainable_params',
-        'backbone_trainable_params', 'sec_per_iter', 'peak_memory_mib', 'memory_kind', 'wall_s',
-        'config', 'fingerprint', 'commit', 'error'
+def grid_table(results, methods, chosen):
+    """Screening: validation bbox / segm mAP of every setting tried, the chosen one in bold."""
+    lines = [
+        '| Method | Setting | Seed | val bbox mAP | val segm mAP | |',
+        '|---|---|---:|---:|---:|---|'
     ]
+    for name, _ in methods:
+        runs = [r for r in results['runs'] if r['method'] == name and r.get('screen')]
+        for r in runs:
+            val = r.get('val') or {}
+            mark = '**chosen**' if chosen.get(name) == r['setting_label'] else ''
+            if r['status'] == 'failed':
+                mark = 'failed: ' + _cell(r.get('error', ''))
+            fmt = (lambda v: '-' if v is None else f'{v:.3f}')  # noqa: E731
+            lines.append(f'| {name} | {_cell(r["setting_label"])} | {r["seed"]} | '
+                         f'{fmt(val.get("bbox_mAP"))} | {fmt(val.get("segm_mAP"))} | {mark} |')
+    lines += [
+        '', 'Validation split, the last validation of each training run; the rule, fixed '
+        'in advance: best val bbox mAP, ties to the lower value.'
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def _interval(iv):
+    return '-' if iv is None else f'[{iv[0]:+.3f}, {iv[1]:+.3f}]'
+
+
+def pairs_table(diffs):
+    lines = [
+        '| Difference | Metric | n | Mean | 95 % t interval | 95 % bootstrap (seeds) | Per seed |',
+        '|---|---|---:|---:|---|---|---|'
+    ]
+    for d in diffs:
+        per = ', '.join(f'{s}: {v:+.3f}' for s, v in zip(d['seeds'], d['diffs'])) or '-'
+        mean = '-' if d['mean'] is None else f'{d["mean"]:+.3f}'
+        lines.append(f'| {d["pair"]} | {LABELS[d["metric"]]} | {len(d["seeds"])} | {mean} | '
+                     f'{_interval(d["t"])} | {_interval(d["bootstrap"])} | {per} |')
+    lines += [
+        '', 'Test split, paired by seed (same seed: same neck / head init and data order). '
+        'An interval that excludes 0 is a difference these seeds resolve.'
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def diagnostics_table(rows):
+    stages = []
+    for r in rows:
+        stages += [s for s in r['weight_change'] if s not in stages]
+    parts = []
+    for r in rows:
+        parts += [p for p in (r['params_by_part'] or {}) if p not in parts]
+    head = ['Method'] + [f'ΔW {s}' for s in stages] + [f'trainable {p}' for p in parts]
+    lines = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
+    for r in rows:
+        cells = [r['method']]
+        cells += [
+            '-' if r['weight_change'].get(s) is None else f'{r["weight_change"][s]:.2e}'
+            for s in stages
+        ]
+        cells += [f'{(r["params_by_part"] or {}).get(p, 0):,}' for p in parts]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += [
+        '', 'ΔW: relative change ‖W\' − W₀‖ / ‖W₀‖ of the backbone per stage (effective '
+        'weights, mean over the final runs); trainable parameters per top-level part.'
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+CSV_KEYS = [
+    'method', 'setting_label', 'seed', 'screen', 'final', 'status', 'val_bbox_mAP', 'val_segm_mAP',
+    'bbox_mAP', 'segm_mAP', 'trainable_params', 'backbone_trainable_params', 'sec_per_iter',
+    'peak_memory_mib', 'memory_kind', 'train_s', 'test_s', 'start_sha256', 'config', 'fingerprint',
+    'commit', 'error'
+]
+
+
+def write_csv(results, path):
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, keys, extrasaction='ignore', lineterminator='\n')
+    writer = csv.DictWriter(buf, CSV_KEYS, extrasaction='ignore', lineterminator='\n')
     writer.writeheader()
     for r in results['runs']:
-        writer.writerow(r)
+        val = r.get('val') or {}
+        writer.writerow(dict(r, val_bbox_mAP=val.get('bbox_mAP'), val_segm_mAP=val.get('segm_mAP')))
     write_text_atomic(path, buf.getvalue())
 
 
-def plot(rows, path):
-    """mAP (bbox, segm) against the backbone's trainable parameters; returns the figure."""
-    import matplotlib
-    matplotlib.use('Agg')
+def _save(fig, path):
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    markers = 'osD^vP*Xhp<>'
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    xs = [r['backbone_trainable_params'] or 0 for r in rows]
-    linthresh = max(1, min([x for x in xs if x > 0], default=1)) / 2
-    for ax, key, label in zip(axes, METRICS, ('bbox mAP', 'segm mAP')):
-        for i, r in enumerate(rows):
-            mean, std = r[key]
-            if mean is None:
-                continue
-            # methods with about the same count (within 30 %) are drawn side by side
-            same = [
-                j for j, x in enumerate(xs)
-                if (x == xs[i] == 0) or (x and xs[i] and max(x, xs[i]) <= 1.3 * min(x, xs[i]))
-            ]
-            step = same.index(i) - (len(same) - 1) / 2
-            x = xs[i] * 1.12**step if xs[i] else step * linthresh * 0.15
-            ax.errorbar(
-                x,
-                mean,
-                yerr=std or 0,
-                fmt=markers[i % len(markers)],
-                color=f'C{i % 10}',
-                capsize=3,
-                markersize=7,
-                label=r['method'])
-        ax.set_xscale('symlog', linthresh=linthresh)
-        ax.set_xlabel('trainable backbone parameters (symlog)')
-        ax.set_ylabel(f'{label} (mean ± std over seeds)')
-        ax.grid(True, alpha=0.3)
-    handles = [
-        Line2D([], [],
-               marker=markers[i % len(markers)],
-               color=f'C{i % 10}',
-               linestyle='',
-               label=r['method']) for i, r in enumerate(rows) if r['bbox_mAP'][0] is not None
-    ]
-    fig.legend(handles=handles, loc='center right', frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format='png')
     plt.close(fig)
+
+
+def plot(rows, path, diffs=(), references=()):
+    """Every final run as one marker (per method and seed) with the method's mean, reference
+    lines, the paired differences, and mAP against trainable backbone parameters (exact counts:
+    equal counts share an x). Returns the figure."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shown = [r for r in rows if r['seeds']]
+    bbox_diffs = [d for d in diffs if d['metric'] == 'bbox_mAP']
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    (ax_b, ax_s), (ax_d, ax_p) = axes
+    colours = {r['method']: f'C{i % 10}' for i, r in enumerate(shown)}
+    for ax, key in ((ax_b, 'bbox_mAP'), (ax_s, 'segm_mAP')):
+        for i, r in enumerate(shown):
+            ys = [r['per_seed'][key][s] for s in r['seeds']]
+            xs = i + np.linspace(-0.18, 0.18, len(ys)) if len(ys) > 1 else [i]
+            ax.scatter(
+                xs, ys, s=22, color=colours[r['method']], alpha=0.8, zorder=3, label=r['method'])
+            ax.hlines(r[key][0], i - 0.3, i + 0.3, color='k', lw=1.5, zorder=4)
+        for ref, style in zip(references, ('--', ':', '-.')):
+            row = next((r for r in shown if r['method'] == ref), None)
+            if row is not None:
+                ax.axhline(row[key][0], color='grey', ls=style, lw=1, label=f'{ref} (mean)')
+        ax.set_xticks(range(len(shown)))
+        ax.set_xticklabels([f'{r["method"]}\n{r["setting"]}' for r in shown],
+                           rotation=45,
+                           ha='right',
+                           fontsize=7)
+        ax.set_ylabel(f'test {LABELS[key]} (dot: one seed, bar: mean)')
+        ax.grid(True, axis='y', alpha=0.3)
+    for i, d in enumerate(bbox_diffs):
+        if not d['diffs']:
+            continue
+        xs = i + np.linspace(-0.15, 0.15, len(d['diffs'])) if len(d['diffs']) > 1 else [i]
+        ax_d.scatter(xs, d['diffs'], s=18, color='C0', alpha=0.7, zorder=3)
+        if d['mean'] is not None:
+            lo, hi = d['t'] if d['t'] else (d['mean'], d['mean'])
+            ax_d.errorbar(
+                i + 0.3,
+                d['mean'],
+                yerr=[[d['mean'] - lo], [hi - d['mean']]],
+                fmt='D',
+                color='k',
+                capsize=3,
+                markersize=5,
+                zorder=4)
+    ax_d.axhline(0, color='grey', lw=1)
+    ax_d.set_xticks(range(len(bbox_diffs)))
+    ax_d.set_xticklabels([d['pair'] for d in bbox_diffs], rotation=45, ha='right', fontsize=7)
+    ax_d.set_ylabel('paired difference, test bbox mAP\n(dot: one seed; ◆: mean, 95 % t interval)')
+    ax_d.grid(True, axis='y', alpha=0.3)
+    counts = [r['backbone_trainable_params'] or 0 for r in shown]
+    linthresh = max(1, min([c for c in counts if c > 0], default=1)) / 2
+    for r, c in zip(shown, counts):
+        ys = [r['per_seed']['bbox_mAP'][s] for s in r['seeds']]
+        ax_p.scatter(
+            [c] * len(ys), ys, s=18, color=colours[r['method']], alpha=0.7, label=r['method'])
+    ax_p.set_xscale('symlog', linthresh=linthresh)
+    ax_p.set_xlabel('trainable backbone parameters (exact count, symlog)')
+    ax_p.set_ylabel('test bbox mAP (one dot per seed)')
+    ax_p.grid(True, alpha=0.3)
+    handles, labels = ax_b.get_legend_handles_labels()
+    fig.legend(handles, labels, loc='center right', frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    _save(fig, path)
     return fig
 
 
-def write_outputs(results, methods, out_dir):
+def plot_curves(results, rows, path):
+    """Validation bbox mAP against iteration for each method's final runs (thin: one seed,
+    thick: mean): is the schedule long enough?"""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, r in enumerate(x for x in rows if x['seeds']):
+        runs = [
+            x for x in results['runs']
+            if x['method'] == r['method'] and x.get('final') and x.get('val_curve')
+        ]
+        curves = [[(p[0], p[1]) for p in x['val_curve']] for x in runs]
+        for c in curves:
+            ax.plot(*zip(*c), color=f'C{i % 10}', lw=0.6, alpha=0.4)
+        steps = sorted({s for c in curves for s, _ in c})
+        mean = [sum(dict(c).get(s, 0) for c in curves) / len(curves) for s in steps]
+        if steps:
+            ax.plot(steps, mean, color=f'C{i % 10}', lw=2, marker='o', ms=3, label=r['method'])
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('val bbox mAP (thin: one seed, thick: mean)')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc='center left', bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_grid(results, methods, path):
+    """Screening: val bbox mAP against the (first numeric) grid value, one line per method."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    key = None
+    for i, (name, _) in enumerate(methods):
+        pts = []
+        for r in results['runs']:
+            if r['method'] == name and r.get('screen') and (r.get('val') or {}).get('bbox_mAP') \
+                    is not None and r.get('setting'):
+                k, v = r['setting'][0]
+                if isinstance(v, (int, float)):
+                    key = k
+                    pts.append((v, r['val']['bbox_mAP']))
+        if pts:
+            ax.plot(*zip(*sorted(pts)), marker='o', color=f'C{i % 10}', label=name)
+    if key is None:
+        plt.close(fig)
+        return None
+    ax.set_xscale('log')
+    ax.set_xlabel(key.rsplit('.', 1)[-1] + ' (log)')
+    ax.set_ylabel('val bbox mAP (screening seed)')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc='center left', bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=None):
+    """Every output file; returns the summary rows."""
     os.makedirs(out_dir, exist_ok=True)
     write_text_atomic(osp.join(out_dir, 'results.json'), json.dumps(results, indent=1) + '\n')
     write_csv(results, osp.join(out_dir, 'results.csv'))
     rows = summarise(results, methods)
     write_text_atomic(osp.join(out_dir, 'table.md'), markdown_table(rows))
-    if any(r['bbox_mAP'][0] is not None for r in rows):
-        plot(rows, osp.join(out_dir, 'plot.png'))
+    chosen = chosen or {}
+    if any(r.get('screen') for r in results['runs']):
+        write_text_atomic(osp.join(out_dir, 'grid.md'), grid_table(results, methods, chosen))
+        plot_grid(results, methods, osp.join(out_dir, 'grid.png'))
+    pairs = [p for p in pairs if all(n in {r['method'] for r in rows} for n in p)]
+    diffs = paired_differences(rows, pairs)
+    if diffs:
+        write_text_atomic(osp.join(out_dir, 'pairs.md'), pairs_table(diffs))
+    if any(r['weight_change'] or r['params_by_part'] for r in rows):
+        write_text_atomic(osp.join(out_dir, 'diagnostics.md'), diagnostics_table(rows))
+    if any(r['seeds'] for r in rows):
+        plot(rows, osp.join(out_dir, 'plot.png'), diffs, references)
+        plot_curves(results, rows, osp.join(out_dir, 'curves.png'))
     return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# the command

@@ -1,5 +1,5 @@
-"""One comparison run (method, seed): train then test through the real command lines, and
-read its figures (mAP, speed, memory) back from the logs."""
+"""One comparison run (method, setting, seed): train (validating on the val split as the config
+says), then, for a final run, test the last checkpoint; read its figures back from the logs."""
 import glob
 import hashlib
 import json
@@ -43,30 +43,49 @@ def parse_methods(specs):
     return methods
 
 
-def _options_list(options):
+def options_list(options):
     return [f'{k}={v}' for k, v in (options or {}).items()]
 
 
-def fingerprint(config, options):
-    """Hash of the config as a run sees it (file + its bases, merged, with the options)."""
+def load_config(config, options):
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     if options:
         cfg.merge_from_dict(options)
-    return hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
+    return cfg
+
+
+def fingerprint(config, options):
+    """Hash of the config as a run sees it (file + its bases, merged, with the options)."""
+    return hashlib.sha256(load_config(config, options).pretty_text.encode()).hexdigest()[:16]
 
 
 def count_trainable(config, options):
-    """(detector trainable parameters, backbone trainable parameters) as training builds them."""
+    """(detector trainable parameters, backbone trainable parameters, {part: trainable}) as
+    training builds them (the freezing policy applied)."""
     from ...apis.model import build_model_from_config
     from ...engine.hooks.freeze_hook import freeze_hooks_of
-    _, model = build_model_from_config(config, options)
-    for hook in freeze_hooks_of(_.get('custom_hooks')):
+    cfg, model = build_model_from_config(config, options)
+    for hook in freeze_hooks_of(cfg.get('custom_hooks')):
         hook.policy.apply(model)
-    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    backbone = getattr(model, 'backbone', None)
-    bb = sum(p.numel() for p in backbone.parameters() if p.requires_grad) if backbone else 0
-    return total, bb
+    parts = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            part = n.split('.', 1)[0]
+            parts[part] = parts.get(part, 0) + p.numel()
+    return sum(parts.values()), parts.get('backbone', 0), parts
+
+
+def start_checkpoint(cfg):
+    """The local file the backbone starts from (``init_cfg`` Pretrained), or None."""
+    init = (cfg.get('model', {}).get('backbone', {}) or {}).get('init_cfg') or {}
+    path = init.get('checkpoint') if isinstance(init, dict) else None
+    return path if isinstance(path, str) and '://' not in path else None
+
+
+def has_validation(cfg):
+    return bool(
+        cfg.get('val_dataloader') and cfg.get('val_evaluator') and cfg.get('val_cfg') is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,18 +127,21 @@ def _newest(pattern):
     return found[-1] if found else None
 
 
-def train_speed_and_memory(run_dir):
-    """(seconds per iteration, peak memory MiB or None, memory kind) from the train scalars."""
+def read_train_log(run_dir):
+    """From the train scalars: seconds per iteration (mean ``time`` after the first logging
+    window), peak CUDA memory (MiB) or None, and the validation curve [[iter, bbox, segm]]."""
     path = _newest(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
     if path is None:
-        return None, None, None
+        return None, None, []
     with open(path) as f:
         records = [json.loads(ln) for ln in f if ln.strip()]
     train = [r for r in records if 'time' in r and 'loss' in r]
     times = [r['time'] for r in train[1:]] or [r['time'] for r in train]
     memory = [r['memory'] for r in train if 'memory' in r]
+    curve = [[r.get('step', r.get('iter')), r['coco/bbox_mAP'],
+              r.get('coco/segm_mAP')] for r in records if 'coco/bbox_mAP' in r]
     sec = sum(times) / len(times) if times else None
-    return sec, (max(memory) if memory else None), 'cuda max_memory_allocated'
+    return sec, (max(memory) if memory else None), curve
 
 
 def test_metrics(test_dir):
@@ -132,41 +154,61 @@ def test_metrics(test_dir):
     return {m: found[f'coco/{m}'] for m in METRICS if f'coco/{m}' in found}
 
 
-def run_one(name, config, seed, options, run_dir):
-    """Train then test one (method, seed); returns its result record."""
+def train(record, config, options, run_dir):
+    """Train one run into ``run_dir`` (afresh); fills ``record`` (status 'trained' or
+    'failed')."""
     if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
         shutil.rmtree(run_dir)
     os.makedirs(run_dir)
     log = osp.join(run_dir, 'run.log')
-    opts = _options_list(dict(options or {}, **{'randomness.seed': seed}))
-    record = dict(method=name, config=config, seed=seed, status='failed', log=log)
+    record.update(status='failed', log=log)
     start = time.time()
-    train = [
+    cmd = [
         sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir, '--cfg-options'
-    ] + opts
-    code, rss = _run(train, log)
-    if code == 0:
-        sec, mem, kind = train_speed_and_memory(run_dir)
-        record.update(
-            sec_per_iter=sec,
-            peak_memory_mib=mem if mem is not None else rss,
-            memory_kind=kind if mem is not None else 'cpu peak RSS (train process)')
-        ckpt = read_last_checkpoint(run_dir)
-        if ckpt is None:
-            record['error'] = 'training wrote no last_checkpoint'
-        else:
-            test = [
-                sys.executable, '-m', 'mmliera.cli', 'test', config, ckpt, '--work-dir',
-                osp.join(run_dir, 'test'), '--cfg-options'
-            ] + opts
-            code, _ = _run(test, log)
-            metrics = test_metrics(osp.join(run_dir, 'test')) if code == 0 else {}
-            if code == 0 and len(metrics) == len(METRICS):
-                record.update(metrics, status='ok')
-            else:
-                record['error'] = (f'test exit status {code}: {_last_error(log)}'
-                                   if code else 'the test wrote no bbox/segm mAP')
-    else:
+    ] + options_list(options)
+    code, rss = _run(cmd, log)
+    record['train_s'] = round(time.time() - start, 1)
+    if code:
         record['error'] = f'train exit status {code}: {_last_error(log)}'
-    record['wall_s'] = round(time.time() - start, 1)
+        return record
+    sec, mem, curve = read_train_log(run_dir)
+    record.update(
+        sec_per_iter=sec,
+        peak_memory_mib=mem if mem is not None else rss,
+        memory_kind='cuda max_memory_allocated'
+        if mem is not None else 'cpu peak RSS (train process)',
+        val_curve=curve)
+    if curve:
+        record['val'] = dict(bbox_mAP=curve[-1][1], segm_mAP=curve[-1][2])
+    ckpt = read_last_checkpoint(run_dir)
+    if ckpt is None:
+        record['error'] = 'training wrote no last_checkpoint'
+        return record
+    record.update(status='trained', checkpoint=ckpt)
+    record.pop('error', None)
+    return record
+
+
+def test(record, config, options):
+    """Test a trained run's last checkpoint on the config's test split; fills ``record``
+    (status 'ok' with bbox_mAP / segm_mAP, or 'failed')."""
+    run_dir = osp.dirname(record['checkpoint'])
+    log = record['log']
+    start = time.time()
+    test_dir = osp.join(run_dir, 'test')
+    cmd = [
+        sys.executable, '-m', 'mmliera.cli', 'test', config, record['checkpoint'], '--work-dir',
+        test_dir, '--cfg-options'
+    ] + options_list(options)
+    code, _ = _run(cmd, log)
+    record['test_s'] = round(time.time() - start, 1)
+    metrics = test_metrics(test_dir) if code == 0 else {}
+    if code == 0 and len(metrics) == len(METRICS):
+        record.update(metrics, status='ok')
+        record.pop('error', None)
+    else:
+        record.update(
+            status='failed',
+            error=f'test exit status {code}: {_last_error(log)}'
+            if code else 'the test wrote no bbox/segm mAP')
     return record

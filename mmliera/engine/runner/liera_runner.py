@@ -19,6 +19,7 @@ from ..hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import freeze_hooks_of
 from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
+from .adapter_weight_decay import ADAPTER_DECAY_MULT, split_adapter_decay
 from .worker_init import end_workers_with_process
 
 
@@ -31,7 +32,9 @@ class LieRARunner(Runner):
     runs. Applying the policy here puts it in force before either sees the model. The names of
     the parameters that train at wrap time are kept in ``liera_wrapped_trainable`` for the
     hook's check. ``build_optim_wrapper`` leaves frozen parameters out of the optimizer
-    (mmengine's default constructor hands it ``model.parameters()``, frozen ones included).
+    (mmengine's default constructor hands it ``model.parameters()``, frozen ones included) and
+    trains adapter parameters without weight decay (``paramwise_cfg.adapter_decay_mult``,
+    default 0: :mod:`.adapter_weight_decay`).
 
     Checkpoints (``load_from``, ``resume``, pretrained ``init_cfg``) load with torch's
     ``weights_only=True`` unpickler plus the allow-list of :mod:`mmliera.engine.safe_load`, so
@@ -85,9 +88,15 @@ class LieRARunner(Runner):
         return super().wrap_model(model_wrapper_cfg, model)
 
     def build_optim_wrapper(self, optim_wrapper):
+        decay_mult = ADAPTER_DECAY_MULT
+        if isinstance(optim_wrapper, dict) and isinstance(optim_wrapper.get('paramwise_cfg'),
+                                                          dict):
+            paramwise = dict(optim_wrapper['paramwise_cfg'])
+            decay_mult = paramwise.pop('adapter_decay_mult', decay_mult)
+            optim_wrapper = dict(optim_wrapper, paramwise_cfg=paramwise)
         built = super().build_optim_wrapper(optim_wrapper)
         wrappers = getattr(built, 'optim_wrappers', None)
-        dropped = 0
+        dropped = moved = 0
         for w in (wrappers.values() if wrappers is not None else [built]):
             opt = w.optimizer
             for group in opt.param_groups:
@@ -95,9 +104,14 @@ class LieRARunner(Runner):
                 dropped += len(group['params']) - len(keep)
                 group['params'] = keep
             opt.param_groups[:] = [g for g in opt.param_groups if g['params']]
+            moved += split_adapter_decay(opt, self._inner_model(), decay_mult)
         if dropped:
             self.logger.info(f'LieRARunner: {dropped} frozen parameter tensors left out of the '
                              'optimizer')
+        if moved:
+            self.logger.info(f'LieRARunner: {moved} adapter parameter tensors train with '
+                             f'{decay_mult} x the weight decay '
+                             '(optim_wrapper.paramwise_cfg.adapter_decay_mult)')
         return built
 
     @master_only

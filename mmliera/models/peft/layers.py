@@ -14,6 +14,7 @@ dropout p > 0 in training: ``op(x, W) + op(dropout(x), W' − W)``; merged: ``op
 subclasses, which only supply factor shapes and the op; split apart they would be read together.)
 """
 import copy
+import hashlib
 import math
 import warnings
 
@@ -42,6 +43,21 @@ class _MergedGuard(torch.autograd.Function):
             f'{ctx.name}: backward through a merged LieRA layer cannot train its adapter '
             'factors; call unmerge() (or mmliera.unmerge_adapters(model)) before training, '
             'or freeze the factors / run under torch.no_grad() for inference.')
+
+
+def adapter_generator(name, device='cpu'):
+    """The private generator a named layer's factor init draws from, or None without a name.
+
+    Seeded from ``torch.initial_seed()`` (the run's seed once mmengine / ``torch.manual_seed``
+    set it) and the layer's name, and never touching the global generator: with one seed, an
+    adapted model and a plain one get the same neck and heads, and each layer's factors do not
+    depend on which other layers are adapted.
+    """
+    device = torch.device(device)
+    if not name or device.type == 'meta':
+        return None
+    digest = hashlib.sha256(f'{torch.initial_seed()}/{name}'.encode()).digest()
+    return torch.Generator(device).manual_seed(int.from_bytes(digest[:8], 'little') >> 1)
 
 
 class LieRALayer:
@@ -77,7 +93,7 @@ class LieRALayer:
         self.register_buffer('lora_B0', torch.zeros(b_shape, **kw) if pissa else None)
         self.merged = False
         self.register_buffer('_unmerged_weight', None, persistent=False)
-        self.reset_adapter()
+        self.reset_adapter(adapter_generator(name, self.weight.device))
         if check_zeros:
             self.warn_exact_zeros()
 
@@ -121,10 +137,11 @@ class LieRALayer:
         new._init_adapter(name, check_zeros, **options)
         return new
 
-    def reset_adapter(self):
+    def reset_adapter(self, generator=None):
         """Factors so that the layer equals the plain layer: ΔW = 0 (and DoRA's m = ‖W‖).
 
-        default: A kaiming-uniform (a = sqrt(5)), B zeros.
+        default: A kaiming-uniform (a = sqrt(5)) drawn from ``generator`` (None: the global
+        one; layers built with a name draw from :func:`adapter_generator`), B zeros.
         pissa: s·B A = the top-k SVD part of W in the factors' matrix layout (k = A's rows;
         Linear W, Conv W viewed as (C_out/g·kh, C_in·kw)), split as B = U√S/√s, A = √S Vᵀ/√s;
         directions beyond W's rank get the default init. A0, B0 keep copies, and
@@ -134,7 +151,7 @@ class LieRALayer:
         top, does not start at W.)
         """
         with torch.no_grad():
-            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
             nn.init.zeros_(self.lora_B)
         self.init_from_weight()
 

@@ -1,0 +1,3 @@
+# LieRA Taylor at rank 2 (the rank study: mAP against trainable parameters).
+_base_ = ['./liera_taylor.py']
+model = dict(backbone=dict(adapter=dict(rank=2)))
