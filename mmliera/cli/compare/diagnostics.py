@@ -49,12 +49,13 @@ def relative_change(before, after) -> 'OrderedDict[str, float]':
 def backbone_change(config, options, checkpoint) -> 'OrderedDict[str, float]':
     """Relative change per backbone stage of a trained ``checkpoint`` against the config's
     starting weights."""
+    from mmengine.logging import MMLogger
+
     from ...apis.model import build_model_from_config
     from ...checkpoint.load import load_weights
     from ...checkpoint.safe_load import mmengine_safe_globals
     from ...models.adapt import load_reports
     from ...models.peft.inject import init_adapters_from_weights
-    from mmengine.logging import MMLogger
     if not MMLogger.check_instance_created(_LOGGER):
         MMLogger.get_instance(_LOGGER, log_level='WARNING')  # the init's report stays quiet
     _, model = build_model_from_config(config, options)
