@@ -1,6 +1,8 @@
-"""tools/compare_methods.py: real train + test runs, results saved as they end, restart skips
-what is done, failures reported; table statistics and the plot."""
+"""tools/compare_methods.py: per-method grids chosen on val, final runs on test, paired
+intervals, diagnostics, resume; unit tests of the grid, the selection rule, the statistics and
+the plot, plus one real (tiny) comparison."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,10 +16,153 @@ TOOL = os.path.join(ROOT, 'tools', 'compare_methods.py')
 
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, TOOL, *args],
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+                           timeout=900)
+
+
+# ---------------------------------------------------------------------------------------------
+# units: grid, selection, pairs, statistics, plot
+
+
+def test_grid_per_method_overrides_the_general_one_and_keys_resolve():
+    from mmengine.config import Config
+
+    from mmliera.cli.compare.grid import parse_grid, resolve_key, settings, slug
+    grids = parse_grid(['lr_mult=0.1,1,10', 'full:lr_mult=0.3,1', 'a,full:x=True,no'],
+                       ['a', 'full', 'b'])
+    assert grids['b'] == {'lr_mult': [0.1, 1, 10]}
+    assert grids['full'] == {'lr_mult': [0.3, 1], 'x': [True, 'no']}
+    assert settings(grids['full'])[:2] == [(('lr_mult', 0.3), ('x', True)),
+                                           (('lr_mult', 0.3), ('x', 'no'))]
+    assert settings({}) == [()] and slug(()) == 'default'
+    assert slug((('a.b.lr_mult', 3), )) == 'lr_mult=3'
+    cfg = Config.fromfile(os.path.join(TRANSFER, 'lora.py'))
+    full_key = 'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult'
+    assert resolve_key(cfg, 'lr_mult', 'lora') == full_key
+    assert resolve_key(cfg, full_key, 'lora') == full_key
+    assert resolve_key(cfg, 'max_iters', 'lora') == 'max_iters'  # a top-level key as it is
+
+
+@pytest.mark.parametrize('specs,msg', [
+    (['lr_mult'], 'write [METHOD[,METHOD]:]KEY=V1,V2'),
+    (['nope:lr_mult=1,2'], "no method named 'nope'"),
+    (['lr_mult=1,1'], 'a value is given twice'),
+])
+def test_bad_grids_are_refused(specs, msg):
+    from mmliera.cli.compare.grid import parse_grid
+    from mmliera.cli.compare.runs import ComparisonError
+    with pytest.raises(ComparisonError, match=msg.replace('[', r'\[').replace(']', r'\]')):
+        parse_grid(specs, ['a'])
+
+
+def test_unknown_or_ambiguous_keys_name_the_fix():
+    from mmliera.cli.compare.grid import resolve_key
+    from mmliera.cli.compare.runs import ComparisonError
+    cfg = dict(a=dict(lr=1), b=dict(lr=2), c=dict(d=3))
+    with pytest.raises(ComparisonError, match=r'several keys ending in \.lr: a\.lr, b\.lr'):
+        resolve_key(cfg, 'lr', 'm')
+    with pytest.raises(ComparisonError, match="has no config key 'zz'"):
+        resolve_key(cfg, 'zz', 'm')
+    assert resolve_key(cfg, 'd', 'm') == 'c.d'
+
+
+def test_selection_takes_the_best_val_score_and_ties_go_to_the_lower_value():
+    from mmliera.cli.compare.grid import select
+    k = 'lr_mult'
+    assert select({((k, 0.1), ): 0.2, ((k, 1), ): 0.4, ((k, 10), ): 0.3}) == ((k, 1), )
+    assert select({((k, 10), ): 0.4, ((k, 0.3), ): 0.4, ((k, 3), ): 0.4}) == ((k, 0.3), )
+    assert select({}) is None
+
+
+def test_pairs_split_where_both_sides_are_methods():
+    from mmliera.cli.compare import parse_pairs
+    from mmliera.cli.compare.runs import ComparisonError
+    names = ['lora', 'liera-t', 'full']
+    assert parse_pairs(['liera-t-lora', 'full-lora'], names) == [('liera-t', 'lora'),
+                                                                ('full', 'lora')]
+    with pytest.raises(ComparisonError, match="--diff 'x-lora'"):
+        parse_pairs(['x-lora'], names)
+
+
+def test_interval_arithmetic():
+    from mmliera.cli.compare.stats import bootstrap_interval, t_interval
+    lo, hi = t_interval([0.01, 0.03, 0.02])
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t(0.975, 2) from the tables
+    assert lo == pytest.approx(0.02 - half) and hi == pytest.approx(0.02 + half)
+    assert t_interval([0.5]) is None and bootstrap_interval([0.5]) is None
+    assert bootstrap_interval([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    # two seeds: resampled means are 0, 0.5, 1 (1/4, 1/2, 1/4): the 95 % interval is [0, 1]
+    assert bootstrap_interval([0.0, 1.0]) == (0.0, 1.0)
+    a = bootstrap_interval([0.01, 0.05, 0.02, 0.04, 0.03])
+    assert a == bootstrap_interval([0.01, 0.05, 0.02, 0.04, 0.03])  # same input, same interval
+    assert 0.01 < a[0] < 0.03 < a[1] < 0.05
+
+
+def _runs():
+    """Final runs of three methods (a: 3 seeds, b and c: 2, b and c with equal counts)."""
+    runs = []
+    for method, params, scores in (('a', 0, (0.2, 0.4, 0.6)), ('b', 50, (0.5, 0.7)),
+                                   ('c', 50, (0.45, 0.8))):
+        for seed, v in enumerate(scores):
+            runs.append(dict(method=method, config=f'{method}.py', seed=seed, final=True,
+                             status='ok', setting_label='lr_mult=1', bbox_mAP=v, segm_mAP=v / 2,
+                             sec_per_iter=1.0, peak_memory_mib=10.0, memory_kind='cpu',
+                             trainable_params=100 + params, backbone_trainable_params=params,
+                             weight_change={'stage 0': 0.1 * (seed + 1)}))
+    runs.append(dict(method='c', config='c.py', seed=2, final=True, status='failed',
+                     setting_label='lr_mult=1', error='error: x|y'))
+    runs.append(dict(method='b', config='b.py', seed=0, screen=True, status='trained',
+                     setting_label='lr_mult=10', val=dict(bbox_mAP=0.9, segm_mAP=0.8)))
+    return dict(runs=runs)
+
+
+def test_summary_pairs_and_tables():
+    from mmliera.cli.compare import markdown_table, paired_differences, summarise
+    from mmliera.cli.compare.report import diagnostics_table, pairs_table
+    rows = summarise(_runs(), [('a', 'a.py'), ('b', 'b.py'), ('c', 'c.py')])
+    mean, std = rows[0]['bbox_mAP']
+    assert mean == pytest.approx(0.4) and std == pytest.approx(0.2)  # sample std (n - 1)
+    assert rows[1]['seeds'] == [0, 1]  # the screening run at another setting is not final
+    assert rows[2]['failed'] == [(2, 'error: x|y')]
+    table = markdown_table(rows)
+    assert '| a | lr_mult=1 | 100 (0) | 0.400 ± 0.200 | 0.200 ± 0.100 | 1.000 ± 0.000 |' in table
+    assert '0, 1; **failed**: seed 2: error: x\\|y |' in table
+    diffs = paired_differences(rows, [('b', 'a'), ('c', 'b')])
+    bbox = {d['pair']: d for d in diffs if d['metric'] == 'bbox_mAP'}
+    assert bbox['b − a']['seeds'] == [0, 1]  # seeds present in both
+    assert bbox['b − a']['diffs'] == pytest.approx([0.3, 0.3])
+    assert bbox['c − b']['diffs'] == pytest.approx([-0.05, 0.1])
+    assert bbox['c − b']['mean'] == pytest.approx(0.025)
+    text = pairs_table(diffs)
+    assert '| b − a | bbox mAP | 2 | +0.300 |' in text and '0: -0.050, 1: +0.100' in text
+    assert '| a | 2.00e-01 | 100 |' not in diagnostics_table(rows)  # (no params_by_part)
+    assert '| a | 2.00e-01 |' in diagnostics_table(rows)  # mean of 0.1, 0.2, 0.3
+
+
+def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):
+    from mmliera.cli.compare import paired_differences, plot, summarise
+    rows = summarise(_runs(), [('a', 'a.py'), ('b', 'b.py'), ('c', 'c.py')])
+    diffs = paired_differences(rows, [('b', 'a'), ('c', 'b')])
+    fig = plot(rows, str(tmp_path / 'plot.png'), diffs, references=['a'])
+    ax_b, ax_s, ax_d, ax_p = fig.axes
+    for ax, key in ((ax_b, 'bbox_mAP'), (ax_s, 'segm_mAP')):
+        points = [tuple(p) for c in ax.collections if c.get_label() in 'abc'
+                  for p in c.get_offsets()]
+        assert len(points) == 7  # one marker per final run that ran: 3 + 2 + 2
+        assert sorted(round(y, 3) for _, y in points) == sorted(
+            round(v, 3) for r in rows for v in r['per_seed'][key].values())
+        refs = [ln for ln in ax.get_lines() if ln.get_label() == 'a (mean)']
+        assert len(refs) == 1 and refs[0].get_ydata()[0] == pytest.approx(rows[0][key][0])
+    from matplotlib.collections import PathCollection
+    dots = [c for c in ax_d.collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in dots) == 4  # 2 pairs x 2 seeds
+    xs = {c.get_label(): {float(x) for x, _ in c.get_offsets()} for c in ax_p.collections}
+    assert xs['b'] == xs['c'] == {50.0} and xs['a'] == {0.0}  # equal counts: one x
+    assert (tmp_path / 'plot.png').stat().st_size > 10000
+
+
+# ---------------------------------------------------------------------------------------------
+# a real (tiny) comparison
 
 
 @pytest.fixture(scope='module')
@@ -33,139 +178,98 @@ def comparison(tmp_path_factory):
                     "model = dict(backbone=dict(adapter=dict(mode='bogus')))\n")
     ]
     work = tmp / 'work'
-    first = run_tool(*methods, '--seeds', '0', '--work-dir', str(work))
-    return tmp, methods, work, first
+    args = [*methods, '--grid', 'lora:lr_mult=1,30', '--seeds', '0', '1', '--diff', 'liera-lora',
+            '--reference', 'lora', '--work-dir', str(work)]
+    first = run_tool(*args)
+    return tmp, methods, work, first, args
 
 
-def test_runs_end_to_end_and_writes_json_csv_table_and_plot(comparison):
-    tmp, methods, work, done = comparison
-    assert done.returncode == 1, done.stdout + done.stderr  # two methods failed
+@pytest.mark.slow
+def test_runs_screen_on_val_choose_and_test_the_finals(comparison):
+    tmp, methods, work, done, _ = comparison
     out = done.stdout
-    assert '[1/4] lora seed 0: training and testing' in out
-    assert '[2/4] liera seed 0: bbox' in out and 'ETA' in out
-    assert '[3/4] broken seed 0: FAILED (train exit status 1: ValueError: Invalid learning ' \
-        'rate: -1.0); log: ' in out
-    assert "[4/4] unbuildable seed 0: FAILED (the config does not build: AdapterConfigError: " \
-        "adapter: unknown LieRA mode 'bogus'" in out
-    assert '2 of 4 runs failed: broken seed 0; unbuildable seed 0' in out
-
+    assert done.returncode == 1, out + done.stderr  # two methods failed
+    assert '[lora: screen 1/2] lr_mult=1 seed 0: training' in out
+    assert '[lora: screen 2/2] lr_mult=30 seed 0: trained, val bbox' in out and 'ETA' in out
+    assert 'lora: chose lr_mult=' in out
     results = json.loads((work / 'results.json').read_text())
-    runs = {r['method']: r for r in results['runs']}
-    assert list(runs) == ['lora', 'liera', 'broken', 'unbuildable']
-    for name in ('lora', 'liera'):
-        r = runs[name]
-        assert r['status'] == 'ok' and r['seed'] == 0
-        assert 0 <= r['bbox_mAP'] <= 1 and 0 <= r['segm_mAP'] <= 1
+    runs = {(r['method'], r['setting_label'], r['seed']): r for r in results['runs']}
+    screen = {k: r for k, r in runs.items() if r.get('screen')}
+    assert set(screen) == {('lora', 'lr_mult=1', 0), ('lora', 'lr_mult=30', 0)}
+    val = {k[1]: r['val']['bbox_mAP'] for k, r in screen.items()}
+    chosen = max(sorted(val, key=lambda s: float(s.split('=')[1])), key=lambda s: val[s])
+    assert f'lora: chose {chosen} (val bbox {val[chosen]:.3f}' in out
+    # the chosen screening run is the final run of seed 0: tested, not trained again
+    final0 = runs[('lora', chosen, 0)]
+    assert final0['final'] and final0['status'] == 'ok'
+    assert out.count(f'lr_mult={chosen.split("=")[1]} seed 0: training') == 1
+    for key in (('lora', chosen, 1), ('liera', 'default', 0), ('liera', 'default', 1)):
+        r = runs[key]
+        assert r['status'] == 'ok' and r['final']
+        assert r['val_curve'] and [p[0] for p in r['val_curve']] == [2, 3]
+        assert r['val']['bbox_mAP'] == r['val_curve'][-1][1]
         assert r['sec_per_iter'] > 0 and r['peak_memory_mib'] > 100
-        assert r['memory_kind'] == 'cpu peak RSS (train process)'
-        # rank-8 factors on every layer of ConvNeXt-atto; LoRA and LieRA: the same shapes
-        assert 0 < r['backbone_trainable_params'] < r['trainable_params']
-        ckpt = work / name / 'seed_0' / 'iter_3.pth'
-        assert ckpt.is_file() and (work / name / 'seed_0' / 'test').is_dir()
-    assert runs['lora']['trainable_params'] == runs['liera']['trainable_params']
-    assert runs['broken']['status'] == runs['unbuildable']['status'] == 'failed'
-    assert 'Invalid learning rate' in runs['broken']['error']
-    assert "unknown LieRA mode 'bogus'" in runs['unbuildable']['error']
+        # diagnostics: each backbone stage moved (adapters train), counts per part
+        assert set(r['weight_change']) == {f'stage {i}' for i in range(4)}
+        assert all(0 < v < 1 for v in r['weight_change'].values())
+        assert r['params_by_part']['backbone'] == r['backbone_trainable_params'] > 0
+        assert sum(r['params_by_part'].values()) == r['trainable_params']
+        assert r['start_sha256'] and len(r['start_sha256']) == 64
+    # test and val are different splits: the test mAP is not the val one
+    assert (work / 'lora' / chosen / 'seed_1' / 'test').is_dir()
+    assert runs[('broken', 'default', 0)]['status'] == 'failed'
+    assert 'Invalid learning rate' in runs[('broken', 'default', 0)]['error']
+    assert "unknown LieRA mode 'bogus'" in runs[('unbuildable', 'default', 0)]['error']
     assert results['meta']['commit'] and results['meta']['torch']
-
-    csv_lines = (work / 'results.csv').read_text().splitlines()
-    assert csv_lines[0].startswith('method,seed,status,bbox_mAP,segm_mAP')
-    assert [ln.split(',')[:3] for ln in csv_lines[1:]] == [['lora', '0', 'ok'],
-                                                           ['liera', '0', 'ok'],
-                                                           ['broken', '0', 'failed'],
-                                                           ['unbuildable', '0', 'failed']]
-
-    table = (work / 'table.md').read_text().splitlines()
-    rows = {ln.split('|')[1].strip(): ln for ln in table if ln.startswith('| ')}
-    assert set(rows) == {'Method', 'lora', 'liera', 'broken', 'unbuildable'}
-    assert f"{runs['lora']['bbox_mAP']:.3f}" in rows['lora']
-    assert '**failed**: seed 0: train exit status 1: ValueError: Invalid learning rate' \
-        in rows['broken']
-    assert "unknown LieRA mode 'bogus'" in rows['unbuildable']
-
-    from PIL import Image
-    with Image.open(work / 'plot.png') as im:
-        assert im.format == 'PNG' and im.size[0] > 600 and im.size[1] > 300
+    for name in ('table.md', 'grid.md', 'pairs.md', 'diagnostics.md', 'plot.png', 'curves.png',
+                 'results.csv'):
+        assert (work / name).is_file(), name
+    grid = (work / 'grid.md').read_text()
+    assert f'| lora | {chosen} | 0 |' in grid and '**chosen**' in grid
+    pairs = (work / 'pairs.md').read_text()
+    assert '| liera − lora | bbox mAP | 2 |' in pairs
+    table = {ln.split('|')[1].strip(): ln for ln in (work / 'table.md').read_text().splitlines()
+             if ln.startswith('| ')}
+    assert f"| lora | {chosen} |" in table['lora']
+    test_bbox = [runs[('lora', chosen, s)]['bbox_mAP'] for s in (0, 1)]
+    assert f'{sum(test_bbox) / 2:.3f} ± ' in table['lora']
 
 
-def test_plot_has_one_marker_per_method_that_ran(comparison):
-    from mmliera.cli.compare import plot, summarise
-    tmp, methods, work, _ = comparison
-    results = json.loads((work / 'results.json').read_text())
-    rows = summarise(results, [(n, None) for n in ('lora', 'liera', 'broken', 'unbuildable')])
-    fig = plot(rows, str(tmp / 'again.png'))
-    for ax in fig.axes:  # bbox and segm panels: one errorbar (marker) per method that ran
-        assert [c.get_label() for c in ax.containers] == ['lora', 'liera']
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ['lora', 'liera']
-
-
-def test_restart_skips_what_is_done_and_retries_failures(comparison):
-    tmp, methods, work, _ = comparison
-    ckpt = work / 'lora' / 'seed_0' / 'iter_3.pth'
+@pytest.mark.slow
+def test_restart_skips_what_is_done_and_a_changed_grid_runs_only_what_is_new(comparison):
+    tmp, methods, work, _, args = comparison
+    ckpt = work / 'liera' / 'default' / 'seed_0' / 'iter_3.pth'
     stamp = ckpt.stat().st_mtime_ns
-    before = json.loads((work / 'results.json').read_text())['runs']
-    again = run_tool(*methods, '--seeds', '0', '--work-dir', str(work))
+    again = run_tool(*args)
     assert again.returncode == 1
-    assert '[1/4] lora seed 0: done earlier' in again.stdout
-    assert '[2/4] liera seed 0: done earlier' in again.stdout
-    assert '[3/4] broken seed 0: training and testing' in again.stdout  # failed: run again
+    assert '[1/2] liera seed 0: done earlier' in again.stdout
+    assert 'broken seed 0: training' in again.stdout  # failed: run again
     assert ckpt.stat().st_mtime_ns == stamp  # not trained again
-    after = json.loads((work / 'results.json').read_text())['runs']
-    assert after[:2] == before[:2]
-    # another seed of one method in the same folder: only it runs, the rest is kept
-    more = run_tool(methods[0], '--seeds', '0', '1', '--work-dir', str(work))
-    assert more.returncode == 0, more.stdout + more.stderr
-    assert '[1/2] lora seed 0: done earlier' in more.stdout
-    assert '[2/2] lora seed 1: bbox' in more.stdout
-    runs = json.loads((work / 'results.json').read_text())['runs']
-    assert [(r['method'], r['seed']) for r in runs] == [('lora', 0), ('lora', 1), ('liera', 0),
-                                                        ('broken', 0), ('unbuildable', 0)]
-    table = (work / 'table.md').read_text()
-    assert '| lora |' in table and '| liera |' in table and '| broken |' in table
-    lora_row = next(ln for ln in table.splitlines() if ln.startswith('| lora |'))
-    assert ' ± ' in lora_row and '| 0, 1 |' in lora_row  # two seeds: mean ± std
+    assert 'screen' not in again.stdout.split('lora: chose')[0]  # screening runs were kept
 
 
-def test_changed_config_is_run_again(tmp_path, comparison):
+@pytest.mark.slow
+def test_a_run_from_another_backbone_is_reported(comparison, tmp_path):
     from mmliera.cli.compare import fingerprint
-    tmp, methods, work, _ = comparison
-    a = fingerprint(methods[0], {})
-    assert fingerprint(methods[0], {}) == a
-    assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != a
-    assert fingerprint(methods[1], {}) != a
+    tmp, methods, work, _, _ = comparison
+    assert fingerprint(methods[0], {}) == fingerprint(methods[0], {})
+    assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != fingerprint(methods[0], {})
+    results = json.loads((work / 'results.json').read_text())
+    results['runs'][0]['start_sha256'] = 'f' * 64  # an earlier run from another backbone
+    (work / 'results.json').write_text(json.dumps(results))
+    done = run_tool(methods[1], '--seeds', '2', '--work-dir', str(work))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'WARNING: started from a backbone with weights sha256' in done.stdout
+    assert 'ffffffffffffffff...' in done.stdout
 
 
-def test_table_statistics_and_failures():
-    from mmliera.cli.compare import markdown_table, summarise
-    runs = [
-        dict(
-            method='a',
-            config='a.py',
-            seed=s,
-            status='ok',
-            bbox_mAP=v,
-            segm_mAP=v / 2,
-            sec_per_iter=1.0,
-            peak_memory_mib=10.0,
-            memory_kind='cpu peak RSS',
-            trainable_params=120,
-            backbone_trainable_params=20) for s, v in ((0, 0.2), (1, 0.4), (2, 0.6))
-    ]
-    runs.append(
-        dict(
-            method='b',
-            config='b.py',
-            seed=0,
-            status='failed',
-            error='error: x|y',
-            trainable_params=100,
-            backbone_trainable_params=0))
-    rows = summarise(dict(runs=runs), [('a', 'a.py'), ('b', 'b.py')])
-    mean, std = rows[0]['bbox_mAP']
-    assert mean == pytest.approx(0.4) and std == pytest.approx(0.2)  # sample std (n - 1)
-    table = markdown_table(rows)
-    assert '| a | 120 (20) | 0.400 ± 0.200 | 0.200 ± 0.100 | 1.000 ± 0.000 |' in table
-    assert '| b | 100 (0) | - | - | - | - | none; **failed**: seed 0: error: x\\|y |' in table
+def test_grid_without_a_validation_split_is_refused(tmp_path):
+    from mmliera.cli.compare import ComparisonError, main
+    cfg = tiny_method(tmp_path, 'noval', 'lora.py', 'val_dataloader = None\nval_cfg = None\n'
+                      'val_evaluator = None\ntrain_cfg = dict(val_interval=1000)\n')
+    with pytest.raises(ComparisonError, match='a grid is chosen on the validation split'):
+        main([cfg, '--grid', 'lr_mult=1,2', '--work-dir', str(tmp_path / 'w')])
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('args,msg', [
@@ -175,6 +279,9 @@ def test_table_statistics_and_failures():
         'lora=' + os.path.join(TRANSFER, 'dora.py')
     ], "method name 'lora' is given twice"),
     ([os.path.join(TRANSFER, 'lora.py'), '--seeds', '1', '1'], '--seeds has repeats'),
+    ([os.path.join(TRANSFER, 'lora.py'), '--reference', 'full'], '--reference full: no such'),
+    ([os.path.join(TRANSFER, 'lora.py'), '--grid', 'lr_mult=1,3', 'lora:momentum=1,2'],
+     "--grid momentum: method lora"),
 ])
 def test_bad_requests_are_refused_before_anything_runs(tmp_path, args, msg):
     from mmliera.cli.compare import ComparisonError, main

@@ -28,12 +28,14 @@ import json
 import os
 import os.path as osp
 import platform
+import signal
 import subprocess
 import sys
 
 from .grid import parse_grid, resolve_key, select, settings, slug
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
-from .runs import (ComparisonError, count_trainable, fingerprint, has_validation, load_config,
+from .runs import fingerprint  # noqa: F401 (API)
+from .runs import (ComparisonError, count_trainable, fingerprints, has_validation, load_config,
                    parse_methods, start_checkpoint, test, train)
 from .stats import paired_differences, summarise  # noqa: F401 (API)
 
@@ -226,9 +228,10 @@ def main(argv=None):
     state = dict(durations=dict(train=[], test=[]), chosen={})
 
     def fp_of(name, config, setting):
+        """(config fingerprint, model fingerprint) of a run's config."""
         key = (name, slug(setting))
         if key not in fps:
-            fps[key] = fingerprint(config, plan.run_options(setting))
+            fps[key] = fingerprints(config, plan.run_options(setting))
         return fps[key]
 
     def snapshot():
@@ -241,13 +244,13 @@ def main(argv=None):
         """The earlier record of this run if it is still valid, else a new one."""
         key = (name, slug(setting), seed)
         old = records.get(key)
-        fp = fp_of(name, config, setting)
+        fp, model_fp = fp_of(name, config, setting)
         if old and old.get('fingerprint') == fp and old['status'] in ('trained', 'ok') and \
                 (old['status'] == 'ok' or osp.isfile(old.get('checkpoint', ''))):
             return old, True
-        if (name, slug(setting)) not in counts:
-            counts[(name, slug(setting))] = count_trainable(config, plan.run_options(setting))
-        total, bb, parts = counts[(name, slug(setting))]
+        if model_fp not in counts:  # (a grid over e.g. lr_mult builds the model once)
+            counts[model_fp] = count_trainable(config, plan.run_options(setting))
+        total, bb, parts = counts[model_fp]
         rec = dict(
             method=name,
             config=config,
@@ -414,6 +417,10 @@ def main(argv=None):
             if rec['status'] != 'ok':
                 failed.append(rec)
 
+    def stop(signum, frame):  # a kill (e.g. the end of a session): save like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGTERM, stop)
     try:
         if args.order == 'seed':  # all screening, then every method's first seed, ...
             for n, c in methods:
@@ -426,6 +433,7 @@ def main(argv=None):
                     screen_method(n, c)
                 final_runs([(n, c, seed) for seed in args.seeds])
     except KeyboardInterrupt:
+        signal.signal(signal.SIGTERM, previous_handler)
         save()
         done = sum(1 for r in records.values() if r['status'] == 'ok')
         print(
@@ -433,6 +441,7 @@ def main(argv=None):
             f'{results_path}; the same command again goes on from here',
             flush=True)
         return 130
+    signal.signal(signal.SIGTERM, previous_handler)
     meta['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
     save()
     rows = summarise(snapshot(), methods)

@@ -57,7 +57,16 @@ def load_config(config, options):
 
 def fingerprint(config, options):
     """Hash of the config as a run sees it (file + its bases, merged, with the options)."""
-    return hashlib.sha256(load_config(config, options).pretty_text.encode()).hexdigest()[:16]
+    return fingerprints(config, options)[0]
+
+
+def fingerprints(config, options):
+    """(hash of the whole config, hash of what the trainable count depends on: the model and
+    the custom hooks) of the config as a run sees it."""
+    cfg = load_config(config, options)
+    model = repr((cfg.get('model'), cfg.get('custom_hooks')))
+    return (hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16],
+            hashlib.sha256(model.encode()).hexdigest()[:16])
 
 
 def count_trainable(config, options):
@@ -97,19 +106,33 @@ def _run(cmd, log_path):
     with open(log_path, 'a') as log:
         log.write(f'$ {" ".join(cmd)}\n')
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: an interrupt stops the run with its data-loader workers
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # Ctrl-C or a kill of this tool: do not leave the run behind
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_group(proc)
             raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _stop_group(proc):
+    """SIGINT, then SIGTERM, then SIGKILL to ``proc``'s process group until it has ended."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # workers left in the group once the leader is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _last_error(log_path):

@@ -1,0 +1,110 @@
+"""What the transfer study relies on: paired seeds (adapter init from its own generator),
+no weight decay on adapter parameters by default, a pinned, reproducible starting backbone."""
+import os
+import sys
+
+import pytest
+import torch
+from helpers import ROOT
+from mmengine.config import Config
+from mmengine.runner import set_random_seed
+
+from mmliera.models.peft.layers import adapter_generator
+
+TRANSFER = os.path.join(ROOT, 'configs', 'transfer')
+METHODS = ('frozen', 'full', 'norms', 'lora', 'liera_taylor', 'liera_exp', 'dora', 'pissa',
+           'lora_r32')
+
+
+def _built(method, seed=0):
+    """The detector of configs/transfer/METHOD.py as the runner builds it: seed, build, init
+    (no pretrained file: the backbone's init_cfg is dropped, its weights are the seed's)."""
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(os.path.join(TRANSFER, f'{method}.py'))
+    cfg.model.backbone.pop('init_cfg')
+    set_random_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model, torch.get_rng_state()
+
+
+def test_one_seed_gives_every_method_the_same_neck_heads_and_rng():
+    ref, ref_rng = _built('frozen')
+    ref_state = ref.state_dict()
+    for method in METHODS[1:]:
+        model, rng = _built(method)
+        state = model.state_dict()
+        shared = [k for k in ref_state if not k.startswith('backbone.')]
+        assert shared and all(torch.equal(state[k], ref_state[k]) for k in shared), method
+        # the adapted backbone's own weights are the plain one's too
+        assert all(torch.equal(state[k], v) for k, v in ref_state.items()), method
+        assert torch.equal(rng, ref_rng), f'{method}: the global RNG was consumed differently'
+    other, _ = _built('lora', seed=1)
+    assert not torch.equal(other.state_dict()['neck.lateral_convs.0.conv.weight'],
+                           ref_state['neck.lateral_convs.0.conv.weight'])
+
+
+def test_adapter_factors_depend_on_seed_and_layer_not_on_other_layers():
+    lora, _ = _built('lora')
+    again, _ = _built('lora')
+    other, _ = _built('lora', seed=1)
+    a = {n: p for n, p in lora.named_parameters() if n.endswith('lora_A')}
+    assert all(torch.equal(p, dict(again.named_parameters())[n]) for n, p in a.items())
+    assert not any(torch.equal(p, dict(other.named_parameters())[n]) for n, p in a.items())
+    first, second = list(a.values())[:2]
+    assert first.shape != second.shape or not torch.equal(first, second)
+    # a layer's factors are the same whichever other layers are adapted
+    torch.manual_seed(0)
+    g1 = adapter_generator('stages.0.0.pointwise_conv1')
+    torch.manual_seed(0)
+    torch.rand(5)  # other draws from the global generator change nothing
+    g2 = adapter_generator('stages.0.0.pointwise_conv1')
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    assert adapter_generator(None) is None
+
+
+def _optimizer(cfg_text, tmp_path, decay=None):
+    """The optimizer LieRARunner builds for a tiny LieRA model with AdamW weight decay 0.05."""
+    from test_freeze_hook import make_runner
+    optim = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
+    if decay is not None:
+        optim['paramwise_cfg'] = decay
+    runner = make_runner(tmp_path, optim_wrapper=optim)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    names = {id(p): n for n, p in runner.model.named_parameters()}
+    return {names[id(p)]: g['weight_decay'] for g in runner.optim_wrapper.optimizer.param_groups
+            for p in g['params']}
+
+
+@pytest.mark.parametrize('decay,adapter_wd', [(None, 0.0), (dict(adapter_decay_mult=1.0), 0.05),
+                                              (dict(adapter_decay_mult=0.5), 0.025)])
+def test_adapter_parameters_train_without_weight_decay_by_default(tmp_path, decay, adapter_wd):
+    wd = _optimizer('', tmp_path, decay)
+    adapters = {n: v for n, v in wd.items() if 'lora_' in n}
+    others = {n: v for n, v in wd.items() if 'lora_' not in n}
+    assert adapters and others
+    assert set(adapters.values()) == {adapter_wd}
+    assert set(others.values()) == {0.05}  # neck and head keep the base decay
+
+
+def test_adapter_decay_with_custom_keys_and_a_bad_value(tmp_path):
+    wd = _optimizer('', tmp_path, dict(custom_keys={'neck': dict(decay_mult=2.0)}))
+    assert {v for n, v in wd.items() if 'lora_' in n} == {0.0}
+    assert {v for n, v in wd.items() if n.startswith('neck.')} == {0.1}
+    with pytest.raises(ValueError, match='adapter_decay_mult must be a number >= 0'):
+        _optimizer('', tmp_path / 'bad', dict(adapter_decay_mult=-1))
+
+
+def test_dora_magnitude_and_pissa_factors_count_as_adapter_parameters():
+    from torch import nn
+
+    from mmliera.engine.runner.adapter_weight_decay import split_adapter_decay
+    from mmliera.models.peft.inject import inject_adapters
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    inject_adapters(model, rank=2, dora=True, freeze_base=False)
+    opt = torch.optim.AdamW(model.parameters(), weight_decay=0.1)
+    assert split_adapter_decay(opt, model) == 6  # A, B, magnitude of each layer
+    by_name = {n: g['weight_decay'] for n, p in model.named_parameters()
+               for g in opt.param_groups if any(p is q for q in g['params'])}
+    assert by_name['0.lora_magnitude'] == 0 and by_name['0.weight'] == 0.1
+    assert sum(len(g['params']) for g in opt.param_groups) == len(list(model.parameters()))
