@@ -151,7 +151,8 @@ class _Plan:
 
     def __init__(self, methods, grids, options):
         self.methods, self.options = methods, options
-        self.settings, self.unusable = {}, {}
+        self.configs = dict(methods)
+        self.settings, self.unusable, self.fps, self.counts = {}, {}, {}, {}
         for name, config in methods:
             try:
                 cfg = load_config(config, options)
@@ -165,6 +166,10 @@ class _Plan:
                         f'method {name}: a grid is chosen on the validation split, but '
                         f'{config} has none; set val_dataloader, val_evaluator, val_cfg and '
                         'train_cfg.val_interval')
+                for setting in self.settings[name]:
+                    _, model_fp = self.fingerprints(name, setting)
+                    if model_fp not in self.counts:  # (a grid over lr_mult: built once)
+                        self.counts[model_fp] = count_trainable(config, self.run_options(setting))
             except ComparisonError:
                 raise
             except Exception as e:  # reported as this method's failure; the others still run
@@ -173,6 +178,13 @@ class _Plan:
 
     def run_options(self, setting):
         return dict(self.options, **{k: v for k, v in setting})
+
+    def fingerprints(self, name, setting):
+        """(config fingerprint, model fingerprint) of a run's config."""
+        key = (name, slug(setting))
+        if key not in self.fps:
+            self.fps[key] = fingerprints(self.configs[name], self.run_options(setting))
+        return self.fps[key]
 
 
 def _record_key(r):
@@ -224,15 +236,8 @@ def main(argv=None):
     import torch
     meta['torch'] = torch.__version__
     records = dict(previous)  # key -> record; the current study's records replace old ones
-    counts, fps, sha_cache = {}, {}, {}
+    sha_cache = {}
     state = dict(durations=dict(train=[], test=[]), chosen={})
-
-    def fp_of(name, config, setting):
-        """(config fingerprint, model fingerprint) of a run's config."""
-        key = (name, slug(setting))
-        if key not in fps:
-            fps[key] = fingerprints(config, plan.run_options(setting))
-        return fps[key]
 
     def snapshot():
         return dict(format=FORMAT, meta=meta, runs=list(records.values()))
@@ -244,13 +249,11 @@ def main(argv=None):
         """The earlier record of this run if it is still valid, else a new one."""
         key = (name, slug(setting), seed)
         old = records.get(key)
-        fp, model_fp = fp_of(name, config, setting)
+        fp, model_fp = plan.fingerprints(name, setting)
         if old and old.get('fingerprint') == fp and old['status'] in ('trained', 'ok') and \
                 (old['status'] == 'ok' or osp.isfile(old.get('checkpoint', ''))):
             return old, True
-        if model_fp not in counts:  # (a grid over e.g. lr_mult builds the model once)
-            counts[model_fp] = count_trainable(config, plan.run_options(setting))
-        total, bb, parts = counts[model_fp]
+        total, bb, parts = plan.counts[model_fp]
         rec = dict(
             method=name,
             config=config,

@@ -161,8 +161,12 @@ def read_train_log(run_dir):
     train = [r for r in records if 'time' in r and 'loss' in r]
     times = [r['time'] for r in train[1:]] or [r['time'] for r in train]
     memory = [r['memory'] for r in train if 'memory' in r]
-    curve = [[r.get('step', r.get('iter')), r['coco/bbox_mAP'],
-              r.get('coco/segm_mAP')] for r in records if 'coco/bbox_mAP' in r]
+    curve, last_iter = [], None  # (a val record's step is the epoch: take the train iter)
+    for r in records:
+        if 'coco/bbox_mAP' in r:
+            curve.append([last_iter, r['coco/bbox_mAP'], r.get('coco/segm_mAP')])
+        elif 'loss' in r:
+            last_iter = r.get('iter', r.get('step'))
     sec = sum(times) / len(times) if times else None
     return sec, (max(memory) if memory else None), curve
 
