@@ -1,7 +1,6 @@
 """What the transfer study relies on: paired seeds (adapter init from its own generator),
 no weight decay on adapter parameters by default, a pinned, reproducible starting backbone."""
 import os
-import sys
 
 import pytest
 import torch
@@ -108,3 +107,93 @@ def test_dora_magnitude_and_pissa_factors_count_as_adapter_parameters():
                for g in opt.param_groups if any(p is q for q in g['params'])}
     assert by_name['0.lora_magnitude'] == 0 and by_name['0.weight'] == 0.1
     assert sum(len(g['params']) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+# ---------------------------------------------------------------------------------------------
+# the starting backbone: reproducible, checksummed, pinned; clear errors
+
+
+class _Runner:
+    """What PretrainBackboneHook uses of a runner: a logger that keeps its lines."""
+
+    def __init__(self):
+        self.lines = []
+        log = self.lines.append
+        self.logger = type('L', (), dict(info=staticmethod(log), warning=staticmethod(log)))()
+
+
+def _tiny_pretrain_cfg(tmp_path):
+    from helpers import PRETRAIN, write_cfg
+    from tiny_demo import write_random_backbone  # noqa: F401 (same helpers module family)
+    data = tmp_path / 'data'
+    return write_cfg(
+        tmp_path / 'tiny_pretrain.py', PRETRAIN, f"""
+data_root = '{data}/'
+synthetic = dict(image_size=64, splits=dict(pretrain=4, train=2, val=2))
+train_dataloader = dict(batch_size=2, num_workers=2,
+                        dataset=dict(data_root=data_root, synthetic=synthetic))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, synthetic=synthetic))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+model = dict(backbone=dict(init_cfg=None))
+train_cfg = dict(max_iters=3, val_interval=1000)
+param_scheduler = []
+default_hooks = dict(checkpoint=dict(interval=3), logger=dict(interval=1))
+""")
+
+
+def _pretrain(tmp_path, name, monkeypatch, env, **kw):
+    from mmliera.engine.hooks.pretrain_backbone_hook import PretrainBackboneHook
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    hook = PretrainBackboneHook(_tiny_pretrain_cfg(tmp_path), str(tmp_path / name / 'bb.pth'),
+                                **kw)
+    runner = _Runner()
+    hook.before_run(runner)
+    return hook, runner
+
+
+@pytest.mark.slow
+def test_pretraining_gives_the_same_weights_however_the_run_was_launched(tmp_path, monkeypatch):
+    # as launched by torchrun with 2 threads (a rank's variables in the environment) ...
+    a, runner = _pretrain(tmp_path, 'a', monkeypatch,
+                          dict(OMP_NUM_THREADS='2', RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+                               MASTER_ADDR='127.0.0.1', MASTER_PORT='1'))
+    # ... and as a plain one-thread process
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(k)
+    b, _ = _pretrain(tmp_path, 'b', monkeypatch, dict(OMP_NUM_THREADS='1'))
+    assert a.weights_sha256 == b.weights_sha256 and len(a.weights_sha256) == 64
+    from mmliera.checkpoint import weights_sha256
+    assert weights_sha256(tmp_path / 'a' / 'bb.pth') == a.weights_sha256
+    assert any('weights sha256 ' + a.weights_sha256 in ln for ln in runner.lines)
+    # a pinned checksum that differs is reported (the file is kept)
+    c = type(a)(a.config, a.checkpoint, sha256='0' * 64)
+    runner = _Runner()
+    c.before_run(runner)
+    warning = [ln for ln in runner.lines if 'not the 0000000000000000... this config pins' in ln]
+    assert len(warning) == 1 and 'Delete the file to pre-train it again' in warning[0]
+
+
+def test_pretraining_errors_are_one_clear_line(tmp_path):
+    from mmliera.engine.hooks.pretrain_backbone_hook import (PretrainBackboneError,
+                                                             PretrainBackboneHook)
+    from mmliera.utils.errors import UserError
+    missing = PretrainBackboneHook(str(tmp_path / 'nope.py'), str(tmp_path / 'bb.pth'))
+    with pytest.raises(PretrainBackboneError, match='pre-training config .*nope.py does not '
+                       'exist; fix its config= or put the pre-trained backbone at'):
+        missing.before_run(_Runner())
+    bad = tmp_path / 'bad.py'
+    bad.write_text("_base_ = ['" + os.path.join(ROOT, 'configs', 'demo',
+                                                '_base_slim_maskrcnn_synthetic.py') + "']\n"
+                   "model = dict(backbone=dict(arch='nonexistent'))\n")
+    failing = PretrainBackboneHook(str(bad), str(tmp_path / 'bb.pth'))
+    with pytest.raises(PretrainBackboneError) as e:
+        failing.before_run(_Runner())
+    assert isinstance(e.value, UserError)
+    msg = str(e.value)
+    assert msg.startswith('PretrainBackboneHook: pre-training the backbone failed (exit status 1)')
+    assert 'Unavailable arch' in msg and '\n' not in msg and 'pretrain.log' in msg
+    assert not (tmp_path / 'bb.pth').exists()

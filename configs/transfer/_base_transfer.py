@@ -53,3 +53,11 @@ default_hooks = dict(
 pretrain_hook = dict(type='PretrainBackboneHook', config=pretrain_config, checkpoint=pretrained,
                      sha256=pretrained_sha256)
 custom_hooks = [dict(type='LieRAFreezeHook'), pretrain_hook]
+# The backbone's 1-D parameters (LayerNorm weights and biases, GRN gamma / beta, every conv and
+# linear bias) for the norms arms (norms.py, lora_norms.py, liera_norms.py; a standard
+# vision-PEFT baseline, BitFit-like): patterns of LieRAFreezeHook's ``trainable``.
+norm_patterns = [
+    r'backbone\..*\.(bias|gamma|beta)',
+    r'backbone\..*norm\d*\.weight',
+    r'backbone\.downsample_layers\.\d+\.0\.weight',
+]

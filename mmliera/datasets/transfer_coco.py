@@ -1,19 +1,21 @@
 """The embedded transfer task: a target domain the demo's pre-trained backbone must adapt to.
 
-The demo backbone is pre-trained on :data:`~.synthetic_coco.SHAPES` (squares, discs, triangles;
-flat fill in one colour per class; smooth backgrounds). The target shifts four things at once:
+The demo backbone is pre-trained on :data:`~.synthetic_coco.SHAPES`: squares, discs and
+triangles, each filled flat in its class's colour, on smooth backgrounds, so shape and colour
+tell the class. In the target (:func:`_make_target_image`):
 
-* **new classes**: crosses, stars and crescents (:data:`CLASSES`);
-* **texture, not colour**: every object is filled with stripes of random angle, period and
-  colours, so colour tells nothing about the class (in pre-training it told nearly everything);
-* **clutter**: striped, line-covered backgrounds and 1-3 unannotated distractors (the
-  pre-training shapes, textured the same way) that a detector must learn to ignore;
-* **scale and colour statistics**: smaller objects (radius 6-14 % of the image instead of
-  7-18 %), a random colour cast and contrast per image.
+* **the class is the texture** (:data:`CLASSES`: striped, checkered, dotted), drawn in two
+  random contrasting colours with a random angle and period; the shape is any of five
+  (the three pre-training shapes, crosses, stars) and says nothing about the class;
+* **distractors**: 1-2 unannotated shapes (the same five) filled flat in a random colour, which
+  a detector must learn to ignore (in pre-training every flat shape was an object);
+* **clutter and scale**: random colour gradients as backgrounds, 0-3 random lines, pixel noise,
+  objects of radius 8-18 % of the image (1 to ``max_objects`` per image).
 
 Annotated objects and distractors never overlap, so every polygon is exact.
-``ensure_transfer_coco(root)`` writes the splits ``train`` (128 images) and ``test`` (64) with
-the writer of :mod:`.synthetic_coco` (deterministic, atomic); ``TransferCocoDataset`` reads them.
+``ensure_transfer_coco(root)`` writes the splits ``train`` (128 images), ``val`` (64) and
+``test`` (256) with the writer of :mod:`.synthetic_coco` (deterministic per split name, atomic):
+the study fits on train, makes every choice on val and reports test.
 """
 import math
 
@@ -27,7 +29,7 @@ from .synthetic_coco import (SyntheticCocoDataset, SyntheticTask, _shape_polygon
 
 CLASSES = ('striped', 'checkered', 'dotted')
 PALETTE = [(255, 127, 14), (148, 103, 189), (23, 190, 207)]
-DEFAULT_SPLITS = dict(train=128, test=64)
+DEFAULT_SPLITS = dict(train=128, val=64, test=256)
 SHAPES = SHAPE_CLASSES + ('cross', 'star')
 
 
