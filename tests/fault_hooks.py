@@ -6,7 +6,7 @@
   to rank R itself once iteration N's checkpoint is on disk (its workers are left as orphans);
   the time of the kill goes to ``work_dir/killed_at``.
 - ``NaNAtIterHook``: MMLIERA_TEST_NAN_AT_ITER=N fills the box classifier's bias with NaN before
-  iteration N, so that iteration's loss is NaN.
+  iteration N, so that iteration's loss is NaN (on rank MMLIERA_TEST_NAN_RANK only, when set).
 """
 import multiprocessing
 import os
@@ -60,7 +60,12 @@ class KillRankHook(Hook):
 class NaNAtIterHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
+        rank = os.environ.get('MMLIERA_TEST_NAN_RANK')
+        if rank is not None and get_rank() != int(rank):
+            return
         if runner.iter + 1 == _env_int('MMLIERA_TEST_NAN_AT_ITER'):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             with torch.no_grad():
                 model.roi_head.bbox_head.fc_cls.bias.fill_(float('nan'))
+            with open(osp.join(runner.work_dir, 'nan_at'), 'w') as f:
+                f.write(repr(time.time()))

@@ -164,6 +164,28 @@ def test_nan_loss_stops_training_with_one_error(fault_cfg, tmp_path):
     assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')
 
 
+def test_nan_on_one_rank_stops_every_rank_with_one_error(fault_cfg, tmp_path):
+    """Rank 1 alone sees a NaN loss at iteration 3; its gradients reach rank 0's weights through
+    DDP's all-reduce, so every rank must stop there and nothing after iteration 2 be saved."""
+    work = tmp_path / 'w'
+    out = run(['bash', 'tools/dist_train.sh', fault_cfg, '2', '--work-dir',
+               str(work)],
+              env=dict(
+                  PORT=str(free_port()), MMLIERA_TEST_NAN_AT_ITER='3', MMLIERA_TEST_NAN_RANK='1'),
+              expect_fail=True,
+              timeout=300)
+    took = time.time() - float((work / 'nan_at').read_text())
+    errors = [ln for ln in out.splitlines() if ln.startswith('error: iteration')]
+    assert len(errors) == 2 and errors[0] == errors[1], out[-3000:]  # one line per rank, equal
+    assert errors[0].startswith('error: iteration 3: the loss is not finite on rank 1 (loss=nan')
+    assert f'the last checkpoint ({work / "iter_2.pth"}) is the last good one' in errors[0]
+    assert sorted(p.name for p in work.glob('*.pth')) == ['iter_2.pth']
+    state = _state(work / 'iter_2.pth')
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert took < 60, took  # every rank has ended (no rank waits in a collective)
+    assert 'Traceback' not in out
+
+
 def test_two_nodes_over_loopback(fault_cfg, dist_straight, tmp_path):
     """NNODES=2, one process each, on one machine: the same job as 2 processes on one node."""
     work, port = tmp_path / 'w', str(free_port())

@@ -87,7 +87,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_wrapper_in_process():
-    """The convention itself: UserError -> SystemExit('error: ...'), bugs keep raising."""
+    """The convention itself: UserError -> one error line, exit status 1; bugs keep raising."""
     from mmliera.cli.errors import UsageError, exit_on_user_error
     from mmliera.utils import UserError
 
@@ -98,7 +98,7 @@ def test_wrapper_in_process():
 
     with pytest.raises(SystemExit) as e:
         exit_on_user_error(main)([])
-    assert str(e.value.code) == 'error: --x: use 1 or 2'
+    assert e.value.code == 1 and str(e.value) == 'error: --x: use 1 or 2'
     with pytest.raises(KeyError):
         exit_on_user_error(main)(['bug'])
     with pytest.raises(UserError):

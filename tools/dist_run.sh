@@ -48,7 +48,7 @@ stop_leftovers() {
 }
 
 MMLIERA_JOB=$JOB PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-python -m torch.distributed.run \
+python -m mmliera.cli.torchrun \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -20,6 +20,21 @@ class UsageError(UserError, ValueError):
     """A command-line option that cannot be used as given."""
 
 
+class ErrorExit(SystemExit):
+    """Exit status 1 after writing ``message`` + newline to stderr in one write (so the lines of
+    several processes sharing a stream, e.g. DDP ranks, do not interleave); ``str()`` is the
+    message."""
+
+    def __init__(self, message):
+        super().__init__(1)
+        self.message = message
+        sys.stderr.write(message + '\n')
+        sys.stderr.flush()
+
+    def __str__(self):
+        return self.message
+
+
 def debug_requested(argv):
     return '--debug' in argv or os.environ.get('MMLIERA_DEBUG', '') not in ('', '0')
 
@@ -47,6 +62,6 @@ def exit_on_user_error(main, errors=USER_ERRORS):
             except errors as e:
                 if debug:
                     raise
-                raise SystemExit(f'error: {one_line(e)}') from None
+                raise ErrorExit(f'error: {one_line(e)}') from None
 
     return wrapped

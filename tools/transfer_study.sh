@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The transfer study of docs/study.md (12 arms, lr_mult chosen per arm on val, 5 paired seeds).
+# Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
+# every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=configs/transfer
+exec python tools/compare_methods.py \
+  $T/frozen.py $T/lora.py $T/liera_taylor.py $T/full.py $T/norms.py $T/liera_exp.py \
+  $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
+  --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
+  --seeds 0 1 2 3 4 --order method \
+  --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
+         pissa_liera-pissa liera_norms-lora_norms lora-frozen liera_taylor-frozen norms-frozen \
+         full-liera_taylor full-lora \
+  --reference frozen full \
+  --work-dir work_dirs/transfer_study --out-dir docs/transfer_study "$@"
