@@ -32,9 +32,9 @@ def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
 
 
 def test_a_missing_split_is_one_error_line(tmp_path):
-    cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py',
-                            'val_dataloader = None\nval_cfg = None\nval_evaluator = None\n'
-                            'train_cfg = dict(val_interval=1000)\n')
+    cfg = tiny_transfer_cfg(
+        tmp_path, 'tiny', 'lora.py', 'val_dataloader = None\nval_cfg = None\nval_evaluator = None\n'
+        'train_cfg = dict(val_interval=1000)\n')
     done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'val'],
                           capture_output=True,
                           text=True,

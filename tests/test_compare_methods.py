@@ -16,8 +16,10 @@ TOOL = os.path.join(ROOT, 'tools', 'compare_methods.py')
 
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                           timeout=900)
+    return subprocess.run([sys.executable, TOOL, *args],
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ def test_pairs_split_where_both_sides_are_methods():
     from mmliera.cli.compare.runs import ComparisonError
     names = ['lora', 'liera-t', 'full']
     assert parse_pairs(['liera-t-lora', 'full-lora'], names) == [('liera-t', 'lora'),
-                                                                ('full', 'lora')]
+                                                                 ('full', 'lora')]
     with pytest.raises(ComparisonError, match="--diff 'x-lora'"):
         parse_pairs(['x-lora'], names)
 
@@ -101,18 +103,43 @@ def test_interval_arithmetic():
 def _runs():
     """Final runs of three methods (a: 3 seeds, b and c: 2, b and c with equal counts)."""
     runs = []
-    for method, params, scores in (('a', 0, (0.2, 0.4, 0.6)), ('b', 50, (0.5, 0.7)),
-                                   ('c', 50, (0.45, 0.8))):
+    for method, params, scores in (('a', 0, (0.2, 0.4, 0.6)), ('b', 50, (0.5, 0.7)), ('c', 50,
+                                                                                      (0.45, 0.8))):
         for seed, v in enumerate(scores):
-            runs.append(dict(method=method, config=f'{method}.py', seed=seed, final=True,
-                             status='ok', setting_label='lr_mult=1', bbox_mAP=v, segm_mAP=v / 2,
-                             sec_per_iter=1.0, peak_memory_mib=10.0, memory_kind='cpu',
-                             trainable_params=100 + params, backbone_trainable_params=params,
-                             weight_change={'stage 0': 0.1 * (seed + 1)}))
-    runs.append(dict(method='c', config='c.py', seed=2, final=True, status='failed',
-                     setting_label='lr_mult=1', error='error: x|y'))
-    runs.append(dict(method='b', config='b.py', seed=0, screen=True, status='trained',
-                     setting_label='lr_mult=10', val=dict(bbox_mAP=0.9, segm_mAP=0.8)))
+            runs.append(
+                dict(
+                    method=method,
+                    config=f'{method}.py',
+                    seed=seed,
+                    final=True,
+                    status='ok',
+                    setting_label='lr_mult=1',
+                    bbox_mAP=v,
+                    segm_mAP=v / 2,
+                    sec_per_iter=1.0,
+                    peak_memory_mib=10.0,
+                    memory_kind='cpu',
+                    trainable_params=100 + params,
+                    backbone_trainable_params=params,
+                    weight_change={'stage 0': 0.1 * (seed + 1)}))
+    runs.append(
+        dict(
+            method='c',
+            config='c.py',
+            seed=2,
+            final=True,
+            status='failed',
+            setting_label='lr_mult=1',
+            error='error: x|y'))
+    runs.append(
+        dict(
+            method='b',
+            config='b.py',
+            seed=0,
+            screen=True,
+            status='trained',
+            setting_label='lr_mult=10',
+            val=dict(bbox_mAP=0.9, segm_mAP=0.8)))
     return dict(runs=runs)
 
 
@@ -146,8 +173,9 @@ def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_pat
     fig = plot(rows, str(tmp_path / 'plot.png'), diffs, references=['a'])
     ax_b, ax_s, ax_d, ax_p = fig.axes
     for ax, key in ((ax_b, 'bbox_mAP'), (ax_s, 'segm_mAP')):
-        points = [tuple(p) for c in ax.collections if c.get_label() in 'abc'
-                  for p in c.get_offsets()]
+        points = [
+            tuple(p) for c in ax.collections if c.get_label() in 'abc' for p in c.get_offsets()
+        ]
         assert len(points) == 7  # one marker per final run that ran: 3 + 2 + 2
         assert sorted(round(y, 3) for _, y in points) == sorted(
             round(v, 3) for r in rows for v in r['per_seed'][key].values())
@@ -178,8 +206,11 @@ def comparison(tmp_path_factory):
                     "model = dict(backbone=dict(adapter=dict(mode='bogus')))\n")
     ]
     work = tmp / 'work'
-    args = [*methods, '--grid', 'lora:lr_mult=1,30', '--seeds', '0', '1', '--diff', 'liera-lora',
-            '--reference', 'lora', '--work-dir', str(work)]
+    args = [
+        *methods, '--grid', 'lora:lr_mult=1,30', '--seeds', '0', '1', '--diff', 'liera-lora',
+        '--reference', 'lora', '--work-dir',
+        str(work)
+    ]
     first = run_tool(*args)
     return tmp, methods, work, first, args
 
@@ -228,8 +259,10 @@ def test_runs_screen_on_val_choose_and_test_the_finals(comparison):
     assert f'| lora | {chosen} | 0 |' in grid and '**chosen**' in grid
     pairs = (work / 'pairs.md').read_text()
     assert '| liera − lora | bbox mAP | 2 |' in pairs
-    table = {ln.split('|')[1].strip(): ln for ln in (work / 'table.md').read_text().splitlines()
-             if ln.startswith('| ')}
+    table = {
+        ln.split('|')[1].strip(): ln
+        for ln in (work / 'table.md').read_text().splitlines() if ln.startswith('| ')
+    }
     assert f"| lora | {chosen} |" in table['lora']
     test_bbox = [runs[('lora', chosen, s)]['bbox_mAP'] for s in (0, 1)]
     assert f'{sum(test_bbox) / 2:.3f} ± ' in table['lora']
@@ -265,8 +298,9 @@ def test_a_run_from_another_backbone_is_reported(comparison, tmp_path):
 
 def test_grid_without_a_validation_split_is_refused(tmp_path):
     from mmliera.cli.compare import ComparisonError, main
-    cfg = tiny_method(tmp_path, 'noval', 'lora.py', 'val_dataloader = None\nval_cfg = None\n'
-                      'val_evaluator = None\ntrain_cfg = dict(val_interval=1000)\n')
+    cfg = tiny_method(
+        tmp_path, 'noval', 'lora.py', 'val_dataloader = None\nval_cfg = None\n'
+        'val_evaluator = None\ntrain_cfg = dict(val_interval=1000)\n')
     with pytest.raises(ComparisonError, match='a grid is chosen on the validation split'):
         main([cfg, '--grid', 'lr_mult=1,2', '--work-dir', str(tmp_path / 'w')])
     assert not (tmp_path / 'w').exists()
@@ -280,8 +314,8 @@ def test_grid_without_a_validation_split_is_refused(tmp_path):
     ], "method name 'lora' is given twice"),
     ([os.path.join(TRANSFER, 'lora.py'), '--seeds', '1', '1'], '--seeds has repeats'),
     ([os.path.join(TRANSFER, 'lora.py'), '--reference', 'full'], '--reference full: no such'),
-    ([os.path.join(TRANSFER, 'lora.py'), '--grid', 'lr_mult=1,3', 'lora:momentum=1,2'],
-     "--grid momentum: method lora"),
+    ([os.path.join(TRANSFER, 'lora.py'), '--grid', 'lr_mult=1,3', 'lora:momentum=1,2'
+      ], "--grid momentum: method lora"),
 ])
 def test_bad_requests_are_refused_before_anything_runs(tmp_path, args, msg):
     from mmliera.cli.compare import ComparisonError, main

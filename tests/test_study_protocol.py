@@ -71,8 +71,11 @@ def _optimizer(cfg_text, tmp_path, decay=None):
     runner = make_runner(tmp_path, optim_wrapper=optim)
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     names = {id(p): n for n, p in runner.model.named_parameters()}
-    return {names[id(p)]: g['weight_decay'] for g in runner.optim_wrapper.optimizer.param_groups
-            for p in g['params']}
+    return {
+        names[id(p)]: g['weight_decay']
+        for g in runner.optim_wrapper.optimizer.param_groups
+        for p in g['params']
+    }
 
 
 @pytest.mark.parametrize('decay,adapter_wd', [(None, 0.0), (dict(adapter_decay_mult=1.0), 0.05),
@@ -103,8 +106,11 @@ def test_dora_magnitude_and_pissa_factors_count_as_adapter_parameters():
     inject_adapters(model, rank=2, dora=True, freeze_base=False)
     opt = torch.optim.AdamW(model.parameters(), weight_decay=0.1)
     assert split_adapter_decay(opt, model) == 6  # A, B, magnitude of each layer
-    by_name = {n: g['weight_decay'] for n, p in model.named_parameters()
-               for g in opt.param_groups if any(p is q for q in g['params'])}
+    by_name = {
+        n: g['weight_decay']
+        for n, p in model.named_parameters()
+        for g in opt.param_groups if any(p is q for q in g['params'])
+    }
     assert by_name['0.lora_magnitude'] == 0 and by_name['0.weight'] == 0.1
     assert sum(len(g['params']) for g in opt.param_groups) == len(list(model.parameters()))
 
@@ -148,8 +154,7 @@ def _pretrain(tmp_path, name, monkeypatch, env, **kw):
     from mmliera.engine.hooks.pretrain_backbone_hook import PretrainBackboneHook
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    hook = PretrainBackboneHook(_tiny_pretrain_cfg(tmp_path), str(tmp_path / name / 'bb.pth'),
-                                **kw)
+    hook = PretrainBackboneHook(_tiny_pretrain_cfg(tmp_path), str(tmp_path / name / 'bb.pth'), **kw)
     runner = _Runner()
     hook.before_run(runner)
     return hook, runner
@@ -158,9 +163,15 @@ def _pretrain(tmp_path, name, monkeypatch, env, **kw):
 @pytest.mark.slow
 def test_pretraining_gives_the_same_weights_however_the_run_was_launched(tmp_path, monkeypatch):
     # as launched by torchrun with 2 threads (a rank's variables in the environment) ...
-    a, runner = _pretrain(tmp_path, 'a', monkeypatch,
-                          dict(OMP_NUM_THREADS='2', RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
-                               MASTER_ADDR='127.0.0.1', MASTER_PORT='1'))
+    a, runner = _pretrain(
+        tmp_path, 'a', monkeypatch,
+        dict(
+            OMP_NUM_THREADS='2',
+            RANK='0',
+            WORLD_SIZE='1',
+            LOCAL_RANK='0',
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT='1'))
     # ... and as a plain one-thread process
     for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(k)
@@ -182,12 +193,15 @@ def test_pretraining_errors_are_one_clear_line(tmp_path):
                                                              PretrainBackboneHook)
     from mmliera.utils.errors import UserError
     missing = PretrainBackboneHook(str(tmp_path / 'nope.py'), str(tmp_path / 'bb.pth'))
-    with pytest.raises(PretrainBackboneError, match='pre-training config .*nope.py does not '
-                       'exist; fix its config= or put the pre-trained backbone at'):
+    with pytest.raises(
+            PretrainBackboneError,
+            match='pre-training config .*nope.py does not '
+            'exist; fix its config= or put the pre-trained backbone at'):
         missing.before_run(_Runner())
     bad = tmp_path / 'bad.py'
-    bad.write_text("_base_ = ['" + os.path.join(ROOT, 'configs', 'demo',
-                                                '_base_slim_maskrcnn_synthetic.py') + "']\n"
+    bad.write_text("_base_ = ['" +
+                   os.path.join(ROOT, 'configs', 'demo', '_base_slim_maskrcnn_synthetic.py') +
+                   "']\n"
                    "model = dict(backbone=dict(arch='nonexistent'))\n")
     failing = PretrainBackboneHook(str(bad), str(tmp_path / 'bb.pth'))
     with pytest.raises(PretrainBackboneError) as e:

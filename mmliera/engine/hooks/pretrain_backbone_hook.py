@@ -138,8 +138,13 @@ class PretrainBackboneHook(Hook):
         log = osp.join(self.work_dir, 'pretrain.log')
         os.makedirs(self.work_dir, exist_ok=True)
         with open(log, 'w') as out:  # shown as it runs, and kept for the error line
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors='replace')
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors='replace')
             try:
                 for line in proc.stdout:
                     sys.stdout.write(line)

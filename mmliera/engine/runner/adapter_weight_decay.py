@@ -21,7 +21,8 @@ from ...models.peft.names import is_adapter_factor
 ADAPTER_DECAY_MULT = 0.0
 
 
-def split_adapter_decay(optimizer: torch.optim.Optimizer, model: nn.Module,
+def split_adapter_decay(optimizer: torch.optim.Optimizer,
+                        model: nn.Module,
                         decay_mult: float = ADAPTER_DECAY_MULT) -> int:
     """Give ``model``'s adapter parameters ``decay_mult`` x their group's weight decay.
 

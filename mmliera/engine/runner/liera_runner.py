@@ -89,8 +89,7 @@ class LieRARunner(Runner):
 
     def build_optim_wrapper(self, optim_wrapper):
         decay_mult = ADAPTER_DECAY_MULT
-        if isinstance(optim_wrapper, dict) and isinstance(optim_wrapper.get('paramwise_cfg'),
-                                                          dict):
+        if isinstance(optim_wrapper, dict) and isinstance(optim_wrapper.get('paramwise_cfg'), dict):
             paramwise = dict(optim_wrapper['paramwise_cfg'])
             decay_mult = paramwise.pop('adapter_decay_mult', decay_mult)
             optim_wrapper = dict(optim_wrapper, paramwise_cfg=paramwise)
