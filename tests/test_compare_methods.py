@@ -4,6 +4,7 @@ the plot, plus one real (tiny) comparison."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -275,7 +276,7 @@ def test_restart_skips_what_is_done_and_a_changed_grid_runs_only_what_is_new(com
     stamp = ckpt.stat().st_mtime_ns
     again = run_tool(*args)
     assert again.returncode == 1
-    assert '[1/2] liera seed 0: done earlier' in again.stdout
+    assert '[2/8] liera seed 0: done earlier' in again.stdout
     assert 'broken seed 0: training' in again.stdout  # failed: run again
     assert ckpt.stat().st_mtime_ns == stamp  # not trained again
     assert 'screen' not in again.stdout.split('lora: chose')[0]  # screening runs were kept
@@ -294,6 +295,33 @@ def test_a_run_from_another_backbone_is_reported(comparison, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'WARNING: started from a backbone with weights sha256' in done.stdout
     assert 'ffffffffffffffff...' in done.stdout
+
+
+@pytest.mark.slow
+def test_final_options_train_the_finals_anew_with_their_own_schedule(tmp_path):
+    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+    work, out = tmp_path / 'w', tmp_path / 'out'
+    args = [
+        lora, '--grid', 'lr_mult=1,10', '--seeds', '0', '--final-cfg-options',
+        'train_cfg.max_iters=4', 'default_hooks.checkpoint.interval=4', '--work-dir',
+        str(work), '--out-dir',
+        str(out)
+    ]
+    done = run_tool(*args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = json.loads((out / 'results.json').read_text())['runs']
+    screen = [r for r in runs if r.get('screen')]
+    final = [r for r in runs if r.get('final')]
+    assert len(screen) == 2 and all('phase' not in r and 'bbox_mAP' not in r for r in screen)
+    assert len(final) == 1 and final[0]['phase'] == 'final' and final[0]['status'] == 'ok'
+    assert final[0]['checkpoint'].endswith(f'{final[0]["setting_label"]}/final_seed_0/iter_4.pth')
+    assert [p[0] for p in final[0]['val_curve']] == [2, 4]  # its own schedule
+    assert done.stdout.count('seed 0: training') == 3  # 2 screening runs + the final one
+    again = run_tool(*args)  # everything done: nothing runs
+    assert again.returncode == 0 and 'training' not in again.stdout
+    shutil.rmtree(work)  # a fresh clone: only the committed results are left
+    again = run_tool(*args)
+    assert again.returncode == 0 and 'training' not in again.stdout, again.stdout
 
 
 def test_grid_without_a_validation_split_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The transfer study of docs/study.md (12 arms, lr_mult chosen per arm on val, 5 paired seeds).
+# The transfer study of docs/study.md (12 arms, lr_mult chosen per arm on val with the 160-iteration
+# schedule, then 5 paired seeds of 320 iterations on test).
 # Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
 # every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
 set -euo pipefail
@@ -10,6 +11,8 @@ exec python tools/compare_methods.py \
   $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
   --seeds 0 1 2 3 4 --order method \
+  --final-cfg-options train_cfg.max_iters=320 param_scheduler.1.end=320 \
+                      default_hooks.checkpoint.interval=320 \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
          pissa_liera-pissa liera_norms-lora_norms lora-frozen liera_taylor-frozen norms-frozen \
          full-liera_taylor full-lora \

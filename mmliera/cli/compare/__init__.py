@@ -127,6 +127,19 @@ def parse_args(argv=None):
         action='store_true',
         help='skip the weight-change diagnostics (one model build per run)')
     parser.add_argument(
+        '--screen-cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='overrides for the screening runs only (e.g. a shorter schedule)')
+    parser.add_argument(
+        '--final-cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='overrides for the final runs only (e.g. a longer schedule: then the final run of '
+        'the screening seed is trained anew instead of reusing the screening run)')
+    parser.add_argument(
         '--rerun',
         action='store_true',
         help='run everything again instead of skipping steps already done')
@@ -149,8 +162,10 @@ def parse_pairs(specs, names):
 class _Plan:
     """The methods, their resolved grids and settings, and the run records (old and new)."""
 
-    def __init__(self, methods, grids, options):
+    def __init__(self, methods, grids, options, phase_options=None):
         self.methods, self.options = methods, options
+        # per phase ('screen', 'final'): its own options; a phase without any is labelled ''
+        self.phase_options = {k: dict(v) for k, v in (phase_options or {}).items() if v}
         self.configs = dict(methods)
         self.settings, self.unusable, self.fps, self.counts = {}, {}, {}, {}
         for name, config in methods:
@@ -176,19 +191,23 @@ class _Plan:
                 self.unusable[name] = f'the config does not build: {type(e).__name__}: {e}'[:300]
                 self.settings[name] = [()]
 
-    def run_options(self, setting):
-        return dict(self.options, **{k: v for k, v in setting})
+    def phase(self, phase):
+        """The label of a phase's runs: '' when it has no options of its own."""
+        return phase if phase in self.phase_options else ''
 
-    def fingerprints(self, name, setting):
+    def run_options(self, setting, phase=''):
+        return dict(self.options, **self.phase_options.get(phase, {}), **{k: v for k, v in setting})
+
+    def fingerprints(self, name, setting, phase=''):
         """(config fingerprint, model fingerprint) of a run's config."""
-        key = (name, slug(setting))
+        key = (name, slug(setting), phase)
         if key not in self.fps:
-            self.fps[key] = fingerprints(self.configs[name], self.run_options(setting))
+            self.fps[key] = fingerprints(self.configs[name], self.run_options(setting, phase))
         return self.fps[key]
 
 
 def _record_key(r):
-    return r['method'], r.get('setting_label', 'default'), r['seed']
+    return r['method'], r.get('setting_label', 'default'), r['seed'], r.get('phase', '')
 
 
 def _upgrade(r):
@@ -212,7 +231,8 @@ def main(argv=None):
     grids = parse_grid(args.grid, names)
     screen_seed = args.seeds[0] if args.screen_seed is None else args.screen_seed
     options = dict(args.cfg_options)
-    plan = _Plan(methods, grids, options)
+    plan = _Plan(methods, grids, options,
+                 dict(screen=args.screen_cfg_options, final=args.final_cfg_options))
 
     out_dir = args.out_dir or args.work_dir
     results_path = osp.join(out_dir, 'results.json')
@@ -230,12 +250,17 @@ def main(argv=None):
         machine=f'{platform.machine()}, {os.cpu_count()} cores, {platform.system()}',
         python=platform.python_version(),
         cfg_options=options,
+        screen_cfg_options=dict(args.screen_cfg_options),
+        final_cfg_options=dict(args.final_cfg_options),
         screen_seed=screen_seed)
     if previous_meta.get('first_started') or previous_meta.get('started'):
         meta['first_started'] = previous_meta.get('first_started') or previous_meta['started']
     import torch
     meta['torch'] = torch.__version__
     records = dict(previous)  # key -> record; the current study's records replace old ones
+    for r in records.values():  # final runs are those of this plan's final phase (set below)
+        if r['method'] in plan.configs and r.get('phase', '') != plan.phase('final'):
+            r.pop('final', None)
     sha_cache = {}
     state = dict(durations=dict(train=[], test=[]), chosen={})
 
@@ -245,14 +270,26 @@ def main(argv=None):
     def save():
         write_outputs(snapshot(), methods, out_dir, pairs, args.reference, state['chosen'])
 
-    def fresh(name, config, setting, seed):
+    def peek(name, setting, seed, phase):
+        """The earlier record of this run if it is still valid, or None: same fingerprint and
+        tested, or trained with what the phase needs (screening: its val scores; a final run:
+        its checkpoint, to test it). Records survive without their work dir (a fresh clone)."""
+        label = plan.phase(phase)
+        old = records.get((name, slug(setting), seed, label))
+        fp, _ = plan.fingerprints(name, setting, label)
+        if not old or old.get('fingerprint') != fp or old['status'] not in ('trained', 'ok'):
+            return None
+        if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')):
+            return old
+        return old if phase == 'screen' and old.get('val') else None
+
+    def fresh(name, config, setting, seed, phase):
         """The earlier record of this run if it is still valid, else a new one."""
-        key = (name, slug(setting), seed)
-        old = records.get(key)
-        fp, model_fp = plan.fingerprints(name, setting)
-        if old and old.get('fingerprint') == fp and old['status'] in ('trained', 'ok') and \
-                (old['status'] == 'ok' or osp.isfile(old.get('checkpoint', ''))):
+        old = peek(name, setting, seed, phase)
+        if old is not None:
             return old, True
+        phase = plan.phase(phase)
+        fp, model_fp = plan.fingerprints(name, setting, phase)
         total, bb, parts = plan.counts[model_fp]
         rec = dict(
             method=name,
@@ -266,11 +303,15 @@ def main(argv=None):
             backbone_trainable_params=bb,
             params_by_part=parts,
             commit=meta['commit'])
-        records[key] = rec
+        if phase:
+            rec['phase'] = phase
+        if (records.get((name, slug(setting), seed, phase)) or {}).get('screen'):
+            rec['screen'] = True  # (a screening run trained again to be a final run)
+        records[(name, slug(setting), seed, phase)] = rec
         return rec, False
 
-    def start_sha(config, setting):
-        path = start_checkpoint(load_config(config, plan.run_options(setting)))
+    def start_sha(config, setting, phase):
+        path = start_checkpoint(load_config(config, plan.run_options(setting, phase)))
         if not path or not osp.isfile(path):
             return None
         stamp = (path, os.stat(path).st_mtime_ns, os.stat(path).st_size)
@@ -281,14 +322,15 @@ def main(argv=None):
 
     def do_train(rec, config, setting, tag):
         print(f'{tag}: training {config} ({rec["setting_label"]}) ...', flush=True)
+        phase = rec.get('phase', '')
         run_dir = osp.join(args.work_dir, rec['method'], rec['setting_label'],
-                           f'seed_{rec["seed"]}')
-        opts = dict(plan.run_options(setting), **{'randomness.seed': rec['seed']})
+                           f'{phase + "_" if phase else ""}seed_{rec["seed"]}')
+        opts = dict(plan.run_options(setting, phase), **{'randomness.seed': rec['seed']})
         for k in ('val', 'val_curve', 'bbox_mAP', 'segm_mAP', 'weight_change', 'error'):
             rec.pop(k, None)
         train(rec, config, opts, run_dir)
         state['durations']['train'].append(rec['train_s'])
-        rec['start_sha256'] = start_sha(config, setting)
+        rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
             r.get('start_sha256')
             for r in records.values()
@@ -305,7 +347,7 @@ def main(argv=None):
             try:
                 from .diagnostics import backbone_change
                 rec['weight_change'] = dict(
-                    backbone_change(config, plan.run_options(setting), rec['checkpoint']))
+                    backbone_change(config, plan.run_options(setting, phase), rec['checkpoint']))
             except Exception as e:  # a diagnostic never fails the run
                 rec['diagnostics_error'] = f'{type(e).__name__}: {e}'[:200]
         val = rec.get('val') or {}
@@ -320,7 +362,8 @@ def main(argv=None):
         save()
 
     def do_test(rec, config, setting, tag):
-        opts = dict(plan.run_options(setting), **{'randomness.seed': rec['seed']})
+        opts = dict(
+            plan.run_options(setting, rec.get('phase', '')), **{'randomness.seed': rec['seed']})
         test(rec, config, opts)
         state['durations']['test'].append(rec['test_s'])
         if rec['status'] == 'ok':
@@ -347,15 +390,16 @@ def main(argv=None):
         for n, _ in methods if len(plan.settings[n]) > 1 and n not in plan.unusable
     }
     # the ETA's count: screening runs not done yet, plus every final run (an upper bound)
-    pending['train'] = sum(not fresh(n, c, s, screen_seed)[1] for n, c in methods
-                           for s in screened.get(n, ())) + len(methods) * len(args.seeds)
+    pending['train'] = sum(
+        peek(n, s, screen_seed, 'screen') is None for n, c in methods
+        for s in screened.get(n, ())) + len(methods) * len(args.seeds)
     pending['test'] = len(methods) * len(args.seeds)
 
     def screen_method(n, c):
         """Screen ``n``'s settings on val (one seed) and choose one."""
         todo = []
         for s in screened[n]:
-            rec, done = fresh(n, c, s, screen_seed)
+            rec, done = fresh(n, c, s, screen_seed, 'screen')
             rec['screen'] = True
             if not done:
                 todo.append((s, rec))
@@ -364,7 +408,7 @@ def main(argv=None):
             do_train(rec, c, s, f'[{n}: screen {i}/{len(todo)}] {slug(s)} seed {screen_seed}')
         scores = {}
         for s in screened[n]:
-            rec = records[(n, slug(s), screen_seed)]
+            rec = records[(n, slug(s), screen_seed, plan.phase('screen'))]
             val = rec.get('val') or {}
             if rec['status'] in ('trained', 'ok') and val.get('bbox_mAP') is not None:
                 scores[s] = val['bbox_mAP']
@@ -376,6 +420,9 @@ def main(argv=None):
             return
         state['chosen'][n] = slug(chosen)
         plan.settings[n] = [chosen]
+        for r in records.values():  # final runs of an earlier choice are not final any more
+            if r['method'] == n and r.get('setting_label') != slug(chosen):
+                r.pop('final', None)
         print(
             f'{n}: chose {slug(chosen)} (val bbox {scores[chosen]:.3f}; {len(scores)} of '
             f'{len(screened[n])} settings screened)',
@@ -397,11 +444,11 @@ def main(argv=None):
                     status='failed',
                     error=plan.unusable[n],
                     final=True)
-                records[(n, slug(setting), seed)] = rec
+                records[(n, slug(setting), seed, plan.phase('final'))] = rec
                 failed.append(rec)
                 print(f'{tag}: FAILED ({rec["error"]})', flush=True)
                 continue
-            rec, done = fresh(n, c, setting, seed)
+            rec, done = fresh(n, c, setting, seed, 'final')
             rec['final'] = True
             if rec['status'] == 'ok':
                 pending['train'] -= 1
