@@ -130,7 +130,6 @@ class _Runner:
 
 def _tiny_pretrain_cfg(tmp_path):
     from helpers import PRETRAIN, write_cfg
-    from tiny_demo import write_random_backbone  # noqa: F401 (same helpers module family)
     data = tmp_path / 'data'
     return write_cfg(
         tmp_path / 'tiny_pretrain.py', PRETRAIN, f"""
