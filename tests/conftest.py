@@ -30,6 +30,24 @@ def _demo_data_in_a_temporary_folder(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _cpu_unless_marked_cuda(request):
+    """Every test but those marked ``cuda`` (tests/test_cuda.py) means the CPU: the tools it
+    starts see no GPU (CUDA_VISIBLE_DEVICES=''), so on a CUDA machine they train, infer and
+    measure memory on the CPU like the references they are compared with, and two ranks of a
+    distributed test never share one GPU."""
+    if request.node.get_closest_marker('cuda'):
+        yield
+        return
+    old = os.environ.get('CUDA_VISIBLE_DEVICES')
+    os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    yield
+    if old is None:
+        os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+    else:
+        os.environ['CUDA_VISIBLE_DEVICES'] = old
+
+
+@pytest.fixture(autouse=True)
 def _mmdet_scope():
     from mmengine.registry import DefaultScope, init_default_scope
     init_default_scope('mmdet')

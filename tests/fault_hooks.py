@@ -3,8 +3,9 @@
 - ``KillAfterIterHook``: MMLIERA_TEST_KILL_AFTER_ITER=N exits the process right after iteration
   N's checkpoint, stopping its data-loader workers first (a clean simulated kill).
 - ``KillRankHook``: MMLIERA_TEST_KILL_RANK=R with MMLIERA_TEST_KILL_AFTER_ITER=N sends SIGKILL
-  to rank R itself once iteration N's checkpoint is on disk (its workers are left as orphans);
-  the time of the kill goes to ``work_dir/killed_at``.
+  to rank R itself once iteration N's checkpoint (or the file MMLIERA_TEST_KILL_WAIT_FOR names
+  in the work dir) is on disk (its workers are left as orphans); the time of the kill goes to
+  ``work_dir/killed_at``.
 - ``NaNAtIterHook``: MMLIERA_TEST_NAN_AT_ITER=N fills the box classifier's bias with NaN before
   iteration N, so that iteration's loss is NaN (on rank MMLIERA_TEST_NAN_RANK only, when set).
 """
@@ -47,7 +48,8 @@ class KillRankHook(Hook):
         rank = os.environ.get('MMLIERA_TEST_KILL_RANK')
         if not n or rank is None or runner.iter + 1 != n or get_rank() != int(rank):
             return
-        ckpt = osp.join(runner.work_dir, f'iter_{n}.pth')
+        ckpt = osp.join(runner.work_dir,
+                        os.environ.get('MMLIERA_TEST_KILL_WAIT_FOR', f'iter_{n}.pth'))
         deadline = time.time() + 120
         while not osp.exists(ckpt) and time.time() < deadline:  # rank 0 saves it
             time.sleep(0.1)

@@ -2,6 +2,7 @@
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -25,21 +26,60 @@ def atto_detector_cfg(config=PAPER_CONFIG, rank=2, **adapter):  # noqa: D401
     return cfg
 
 
-def run(cmd, env=None, timeout=900, expect_fail=False):
-    """Run a command from the repo root with this checkout first on PYTHONPATH; returns output.
+PORT_TAKEN = ('Address already in use', 'EADDRINUSE')
 
-    ``env`` may set PYTHONPATH='' to run without the checkout (and tests/) on the path."""
+
+def stop_group(proc):
+    """SIGKILL ``proc``'s process group (it was started with ``start_new_session``)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start(cmd, env=None, **kwargs):
+    """Popen ``cmd`` from the repo root in a process group of its own (checkout first on
+    PYTHONPATH; 'python' is this interpreter), so a test can stop it with everything it
+    started."""
     tests = os.path.join(ROOT, 'tests')
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, ROOT]))
     full_env.update(env or {})
-    done = subprocess.run([sys.executable if c == 'python' else c for c in cmd],
-                          capture_output=True,
-                          text=True,
-                          env=full_env,
-                          timeout=timeout,
-                          cwd=ROOT)
-    out = done.stdout + done.stderr
-    assert (done.returncode != 0) if expect_fail else (done.returncode == 0), out[-6000:]
+    return subprocess.Popen([sys.executable if c == 'python' else c for c in cmd],
+                            text=True,
+                            env=full_env,
+                            cwd=ROOT,
+                            start_new_session=True,
+                            **kwargs)
+
+
+def communicate(proc, timeout):
+    """``proc``'s output (stdout + stderr); on a timeout or an interrupt its whole process
+    group is killed before the error goes on."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        stop_group(proc)
+        proc.communicate()
+        raise
+    return out + (err or '')
+
+
+def run(cmd, env=None, timeout=900, expect_fail=False):
+    """Run a command from the repo root with this checkout first on PYTHONPATH; returns output.
+
+    ``env`` may set PYTHONPATH='' to run without the checkout (and tests/) on the path. The
+    command runs in its own process group, killed whole on a timeout. A run given a PORT that
+    another process took meanwhile (chosen by :func:`free_port`, bound later) is run again once
+    on a new port."""
+    for attempt in (1, 2):
+        proc = start(cmd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = communicate(proc, timeout)
+        if (attempt == 1 and proc.returncode != 0 and env and 'PORT' in env
+                and any(t in out for t in PORT_TAKEN)):
+            env = dict(env, PORT=str(free_port()))
+            continue
+        break
+    assert (proc.returncode != 0) if expect_fail else (proc.returncode == 0), out[-6000:]
     return out
 
 

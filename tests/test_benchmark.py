@@ -9,9 +9,10 @@ import pytest
 from helpers import ROOT, run
 
 METHODS = [
-    'full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_hira', 'liera_peft', 'plain_infer',
-    'merged_infer'
+    'full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_lora', 'peft_hira', 'liera_peft',
+    'plain_infer', 'merged_infer'
 ]
+HAVE_PEFT = importlib.util.find_spec('peft') is not None
 RATIOS = {  # name -> (numerator, denominator, which figure)
     'liera / full (time)': ('liera', 'full', 'median_s'),
     'liera / full (peak memory)': ('liera', 'full', 'peak_mb'),
@@ -59,13 +60,14 @@ def bench(tmp_path_factory):
     return out, data, (out_dir / 'benchmark.md').read_text()
 
 
+@pytest.mark.slow
 def test_rows_and_counts(bench):
     out, data, table = bench
     assert 'device: cpu' in out and 'device cpu' in data['setting']
-    have_peft = importlib.util.find_spec('peft') is not None
-    expected = [m for m in METHODS if have_peft or not m.startswith('peft_')]
-    if not have_peft:
-        assert 'PEFT is not installed' in out
+    expected = [m for m in METHODS if HAVE_PEFT or not m.startswith('peft_')]
+    if not HAVE_PEFT:
+        assert "PEFT is not installed (pip install peft): skipping ['peft_lora', 'peft_hira']" \
+            in out
     rows = {r['method']: r for r in data['rows']}
     assert list(rows) == expected
     for m, r in rows.items():
@@ -82,26 +84,77 @@ def test_rows_and_counts(bench):
         rows['liera_exp']['trainable']
     assert 0 < rows['liera']['trainable'] < rows['full']['trainable']
     assert 3_000_000 < rows['full']['trainable'] < 4_000_000
-    if have_peft:  # the layers PEFT accepts: no depthwise convs
+    if HAVE_PEFT:  # the layers PEFT accepts: no depthwise convs
         assert 0 < rows['liera_peft']['trainable'] < rows['liera']['trainable']
 
 
+def _check_ratio(data, table, rows, name):
+    a, b, key = RATIOS[name]
+    got = data['ratios'][name]
+    assert got == pytest.approx(rows[a][key] / rows[b][key], rel=1e-12), name
+    target = data['targets'][name]
+    assert target == TARGETS[name], name
+    goal = 'reported' if target is None else \
+        f"<= {target:.2f} ({'ok' if got <= target else 'missed'})"
+    assert f'| {name} | {got:.3f} | {goal} | {PAPER.get(name, "")} |' in table, name
+
+
+@pytest.mark.slow
 def test_ratios_are_the_rows_arithmetic(bench):
     _, data, table = bench
     rows = {r['method']: r for r in data['rows']}
-    for name, (a, b, key) in RATIOS.items():
-        got = data['ratios'][name]
-        if a not in rows or b not in rows:
-            assert got is None, name
-            continue
-        assert got == pytest.approx(rows[a][key] / rows[b][key], rel=1e-12), name
-        target = data['targets'][name]
-        assert target == TARGETS[name], name
-        goal = 'reported' if target is None else \
-            f"<= {target:.2f} ({'ok' if got <= target else 'missed'})"
-        assert f'| {name} | {got:.3f} | {goal} | {PAPER.get(name, "")} |' in table, name
     assert set(data['ratios']) == set(RATIOS)
+    for name, (a, b, _) in RATIOS.items():
+        if 'peft' in a + b:
+            continue  # test_peft_ratios
+        assert a in rows and b in rows, name
+        _check_ratio(data, table, rows, name)
     assert re.search(r'ConvNeXt-V2-atto, batch 1, 3x64x64, rank 16, device cpu .*, fp32, ', table)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_PEFT, reason='PEFT is not installed (pip install -e .[benchmark])')
+def test_peft_ratios(bench):
+    _, data, table = bench
+    rows = {r['method']: r for r in data['rows']}
+    for name, (a, b, _) in RATIOS.items():
+        if 'peft' in a + b:
+            _check_ratio(data, table, rows, name)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(HAVE_PEFT, reason='PEFT is installed')
+def test_without_peft_its_ratios_are_none(bench):
+    _, data, _ = bench
+    assert [n for n, r in data['ratios'].items() if r is None] == \
+        [n for n, (a, b, _) in RATIOS.items() if 'peft' in a + b]
+
+
+def _benchmark_module():
+    spec = importlib.util.spec_from_file_location('benchmark_tool', f'{ROOT}/tools/benchmark.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('amp', [False, True])
+def test_amp_step_runs_the_adapted_convs_in_bfloat16_on_cpu(amp):
+    """--amp on CPU: the step's convolutions (LieRA's lean op included) compute in bfloat16;
+    without it in float32; the trainable factors stay float32 either way."""
+    import argparse
+
+    import torch
+
+    import mmliera
+    bm = _benchmark_module()
+    args = argparse.Namespace(arch='atto', rank=2, batch=1, size=32, amp=amp, amp_dtype=None)
+    step = bm.Step('liera', args, torch.device('cpu'))
+    seen = []
+    for layer in mmliera.adapter_layers(step.model).values():
+        layer.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    step()
+    assert seen and set(seen) == {torch.bfloat16 if amp else torch.float32}
+    assert {p.dtype for p in step.params} == {torch.float32}
 
 
 def test_help_shows_device_amp_and_the_paper_setting():
@@ -112,6 +165,7 @@ def test_help_shows_device_amp_and_the_paper_setting():
     assert 'bfloat16 on CPU' in flat and '--size 1024 --batch 2' in flat
 
 
+@pytest.mark.slow
 def test_amp_on_cpu_is_bf16_autocast(tmp_path):
     """--amp on CPU: the steps run under bf16 autocast (LieRA's lean path included), the
     per-process memory workers too."""

@@ -1,4 +1,5 @@
 """tools/browse_dataset.py: the ground truth of a config's split, drawn into one picture."""
+import json
 import os
 import subprocess
 import sys
@@ -25,9 +26,20 @@ def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
     grid = cv2.imread(str(out))
     assert grid.shape == (256, 256, 3)  # 2 x 2 tiles of 128 px, the 4th one blank
     assert (grid[128:, 128:] == 255).all()
-    raw = cv2.imread(str(tmp_path / 'data' / 'test' / '000000.jpg'))
-    drawn = grid[:128, :128].astype(int)
-    assert np.abs(drawn - raw).mean() > 2  # boxes and masks drawn over the image
+    raw = cv2.imread(str(tmp_path / 'data' / 'test' / '000000.jpg')).astype(int)
+    changed = np.abs(grid[:128, :128].astype(int) - raw).max(axis=2) > 0
+    # the drawing is the ground truth's: inside its boxes (labels within 16 px), nowhere else
+    coco = json.loads((tmp_path / 'data' / 'annotations' / 'instances_test.json').read_text())
+    image, = [i for i in coco['images'] if i['file_name'].endswith('000000.jpg')]
+    near = np.zeros((128, 128), bool)
+    boxes = [a['bbox'] for a in coco['annotations'] if a['image_id'] == image['id']]
+    assert boxes
+    for x, y, w, h in boxes:
+        inside = np.zeros((128, 128), bool)
+        inside[int(y):int(np.ceil(y + h)), int(x):int(np.ceil(x + w))] = True
+        assert changed[inside].mean() > 0.2  # the mask is filled over the object
+        near[max(0, int(y) - 16):int(y + h) + 17, max(0, int(x) - 16):int(x + w) + 17] = True
+    assert changed[near].any() and not changed[~near].any()
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.')]  # no temporary left
 
 

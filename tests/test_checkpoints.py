@@ -37,6 +37,7 @@ def fresh_with_base(demo_run, **adapter):
     return model
 
 
+@pytest.mark.slow
 def test_run_wrote_adapter_checkpoint_that_restores_exactly(demo_run):
     path = demo_run['work'] / 'adapters_last.safetensors'
     assert path.is_file()
@@ -54,6 +55,7 @@ def test_run_wrote_adapter_checkpoint_that_restores_exactly(demo_run):
     assert os.path.getsize(path) < full / 2
 
 
+@pytest.mark.slow
 def test_roundtrip_holds_only_what_training_changed(demo_run, tmp_path):
     model, cfg = trained(demo_run)
     path = tmp_path / 'a.safetensors'
@@ -79,6 +81,7 @@ def _assert_untouched(model, before):
 
 @pytest.mark.parametrize('what',
                          ['rank', 'mode', 'arch', 'truncated', 'not_safetensors', 'other_format'])
+@pytest.mark.slow
 def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
     path = str(demo_run['work'] / 'adapters_last.safetensors')
     if what == 'rank':
@@ -112,6 +115,7 @@ def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
     _assert_untouched(model, before)
 
 
+@pytest.mark.slow
 def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
     out_dir = tmp_path / 'export'
     run([
@@ -150,6 +154,7 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
         assert abs(plain_map - adapted_map) <= 0.005, (maps(out), maps(demo_run['out']))
 
 
+@pytest.mark.slow
 def test_export_from_adapter_only_checkpoint(demo_run, tmp_path):
     out_dir = tmp_path / 'export2'
     run([
@@ -166,6 +171,7 @@ def test_export_from_adapter_only_checkpoint(demo_run, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_path):
     ck = safe_load(demo_run['ckpt'])
     assert {'meta', 'state_dict', 'optimizer', 'message_hub'} <= set(ck)
@@ -184,6 +190,7 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_p
         safe_load(str(evil))
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(demo_run, tmp_path):
     cfg = write_cfg(
         tmp_path / 'resume.py', demo_run['cfg'], """

@@ -167,6 +167,23 @@ def test_summary_pairs_and_tables():
     assert '| a | 2.00e-01 |' in diagnostics_table(rows)  # mean of 0.1, 0.2, 0.3
 
 
+def test_a_run_stopped_by_the_user_is_interrupted_not_failed(tmp_path, monkeypatch):
+    from mmliera.cli.compare import runs
+
+    def stopped(cmd, log_path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, '_run', stopped)
+    record = dict(seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(record, 'unused.py', {}, str(tmp_path / 'run'))
+    assert record['status'] == 'interrupted' and 'error' not in record
+    from mmliera.cli.compare.stats import summarise
+    results = dict(runs=[dict(record, method='m', setting_label='default', final=True)])
+    row, = summarise(results, [('m', 'm.py')])
+    assert row['failed'] == [] and row['pending'] == [0]
+
+
 def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):
     from mmliera.cli.compare import paired_differences, plot, summarise
     rows = summarise(_runs(), [('a', 'a.py'), ('b', 'b.py'), ('c', 'c.py')])
@@ -252,7 +269,17 @@ def test_runs_screen_on_val_choose_and_test_the_finals(comparison):
     assert runs[('broken', 'default', 0)]['status'] == 'failed'
     assert 'Invalid learning rate' in runs[('broken', 'default', 0)]['error']
     assert "unknown LieRA mode 'bogus'" in runs[('unbuildable', 'default', 0)]['error']
-    assert results['meta']['commit'] and results['meta']['torch']
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    assert results['meta']['commit'] in (head, head + '+uncommitted'), results['meta']
+    assert results['meta']['torch'] == __import__('torch').__version__
+    # the figures are the test run's own, bbox as bbox and segm as segm (mmengine's json)
+    for (method, label, seed), r in runs.items():
+        if r['status'] == 'ok':
+            logged, = (work / method / label / f'seed_{seed}' / 'test').glob('*/*.json')
+            found = json.loads(logged.read_text())
+            assert (r['bbox_mAP'], r['segm_mAP']) == (found['coco/bbox_mAP'],
+                                                      found['coco/segm_mAP'])
     for name in ('table.md', 'grid.md', 'pairs.md', 'diagnostics.md', 'plot.png', 'curves.png',
                  'results.csv'):
         assert (work / name).is_file(), name
@@ -283,18 +310,40 @@ def test_restart_skips_what_is_done_and_a_changed_grid_runs_only_what_is_new(com
 
 
 @pytest.mark.slow
-def test_a_run_from_another_backbone_is_reported(comparison, tmp_path):
+def test_a_run_from_another_backbone_is_reported_and_run_again(comparison, tmp_path):
     from mmliera.cli.compare import fingerprint
-    tmp, methods, work, _, _ = comparison
+    tmp, methods, shared, _, _ = comparison
     assert fingerprint(methods[0], {}) == fingerprint(methods[0], {})
     assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != fingerprint(methods[0], {})
+    work = tmp_path / 'w'  # a copy: the other tests read the shared work dir as it was
+    shutil.copytree(shared, work)
     results = json.loads((work / 'results.json').read_text())
-    results['runs'][0]['start_sha256'] = 'f' * 64  # an earlier run from another backbone
+    liera = next(r for r in results['runs'] if r['method'] == 'liera' and r['seed'] == 0)
+    lora = next(r for r in results['runs'] if r['method'] == 'lora')
+    liera['start_sha256'] = lora['start_sha256'] = 'f' * 64  # earlier runs, another backbone
     (work / 'results.json').write_text(json.dumps(results))
-    done = run_tool(methods[1], '--seeds', '2', '--work-dir', str(work))
+    done = run_tool(methods[1], '--seeds', '0', '2', '--work-dir', str(work))
     assert done.returncode == 0, done.stdout + done.stderr
+    assert 'liera seed 0: training' in done.stdout  # not "done earlier": run again
     assert 'WARNING: started from a backbone with weights sha256' in done.stdout
     assert 'ffffffffffffffff...' in done.stdout
+
+
+@pytest.mark.slow
+def test_a_changed_config_is_run_again(comparison, tmp_path):
+    tmp, methods, shared, _, _ = comparison
+    work = tmp_path / 'w'
+    shutil.copytree(shared, work)
+    changed = tmp_path / 'liera.py'  # the same method, one setting changed
+    changed.write_text(
+        f"_base_ = ['{methods[1]}']\noptim_wrapper = dict(optimizer=dict(lr=2e-3))\n")
+    done = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'liera seed 0: training' in done.stdout and 'done earlier' not in done.stdout
+    rec = next(
+        r for r in json.loads((work / 'results.json').read_text())['runs']
+        if r['method'] == 'liera' and r['seed'] == 0)
+    assert rec['config'] == str(changed) and rec['status'] == 'ok'
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ from helpers import maps, run
 from mmliera import LieRAConv2d, LieRALinear
 from mmliera.models.peft.formulas import MODES
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+]
 
 CASES = {  # name -> (plain layer, input shape)
     'dense3x3': (lambda: nn.Conv2d(32, 48, 3, padding=1), (2, 32, 20, 20)),

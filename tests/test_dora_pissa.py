@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, write_cfg
 from mmdet.registry import MODELS
-from test_adapter_layers import CONVS, randomize
+from test_adapter_layers import CONVS, _grad_fns, randomize
 
 from mmliera import LieRAConv2d, LieRALinear, adapter_layers
 from mmliera.checkpoint.safe_load import safe_load
@@ -162,6 +163,7 @@ def test_detector_backbone_equals_mmpretrain_convnext_at_init(variant):
 
 
 @pytest.mark.parametrize('variant', ['dora', 'pissa'])
+@pytest.mark.slow
 def test_short_run_trains_and_evaluates(demo_run, tmp_path, variant):
     adapter = "dict(dora=True)" if variant == 'dora' else "dict(init='pissa')"
     cfg = write_cfg(
@@ -187,3 +189,61 @@ custom_hooks = [dict(type='LieRAFreezeHook')]
         m = adapter_layers(model.backbone)['stages.2.0.depthwise_conv']
         norm = m.weight.detach().flatten(1).norm(dim=1)
         assert not torch.allclose(m.lora_magnitude, norm)  # the magnitudes trained too
+
+
+# the paths that keep W' for backward (exp: ``_ExpHadamard``), against autograd through the
+# formulas: DoRA, PiSSA, DoRA+PiSSA and the lean op turned off, for every mode
+KEPT_W_PRIME = dict(VARIANTS, lean_off=dict())
+
+
+def _reference_output(layer, x, A, B, m):
+    """The layer's output written from the formulas with plain torch ops (float64)."""
+    W, s = layer.weight.detach(), layer.scaling
+    dW = B @ A
+    if layer.lora_A0 is not None:
+        dW = dW - layer.lora_B0 @ layer.lora_A0
+    dW = s * dW.reshape(W.shape)
+    W_new = {'taylor': W + W * dW, 'exp': W * torch.exp(dW), 'lora': W + dW}[layer.mode]
+    if m is not None:  # DoRA: m ⊙ W' / ‖W'‖ per output channel, the norm detached
+        norm = W_new.reshape(W.shape[0], -1).norm(dim=1).detach()
+        W_new = W_new * (m.reshape(-1) / norm).view(-1, *([1] * (W.dim() - 1)))
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, W_new, layer.bias)
+    return F.conv2d(x, W_new, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+
+@pytest.mark.parametrize('variant', sorted(KEPT_W_PRIME))
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', ['conv', 'linear'])
+def test_kept_w_prime_gradients_match_autograd_through_the_formulas(kind, mode, variant):
+    torch.manual_seed(0)
+    if kind == 'conv':
+        layer = LieRAConv2d(
+            6, 9, 3, padding=1, groups=3, rank=2, mode=mode, **KEPT_W_PRIME[variant]).double()
+        x = torch.randn(2, 6, 7, 8, dtype=torch.float64)
+    else:
+        layer = LieRALinear(7, 5, rank=2, mode=mode, **KEPT_W_PRIME[variant]).double()
+        x = torch.randn(3, 7, dtype=torch.float64)
+    layer.weight.requires_grad_(False)
+    layer.lean_backward = variant != 'lean_off'
+    randomize(layer, seed=5)  # random non-zero A and B: W' differs from W everywhere
+    m0 = layer.lora_magnitude
+    if m0 is not None:
+        with torch.no_grad():
+            m0.mul_(1 + 0.2 * torch.rand(m0.shape, dtype=m0.dtype))
+    out = layer(x)
+    fns = _grad_fns(out)
+    assert not any('LieRAOp' in f for f in fns)  # the W'-keeping path, not the lean op
+    assert any('ExpHadamard' in f for f in fns) == (mode == 'exp'), fns
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    A = layer.lora_A.detach().clone().requires_grad_()
+    B = layer.lora_B.detach().clone().requires_grad_()
+    m = None if m0 is None else m0.detach().clone().requires_grad_()
+    ref = _reference_output(layer, x, A, B, m)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    ref.backward(grad_out)
+    torch.testing.assert_close(layer.lora_A.grad, A.grad, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(layer.lora_B.grad, B.grad, rtol=1e-9, atol=1e-10)
+    if m is not None:
+        torch.testing.assert_close(layer.lora_magnitude.grad, m.grad, rtol=1e-9, atol=1e-10)

@@ -3,8 +3,11 @@ import os.path as osp
 import re
 import sys
 
+import pytest
 import torch
 from helpers import assert_adapters_trained, free_port, maps, run, write_cfg
+
+pytestmark = pytest.mark.slow  # training runs through tools/
 
 # mAP floors for the short schedule of the demo_run fixture (conftest.py: pretrain 60 iters,
 # LieRA 60 iters), measured on this machine: bbox 0.099, segm 0.204. A model that does not learn

@@ -1,5 +1,7 @@
 """Import-time environment checks (issue: installable mmliera)."""
 import importlib
+import os
+import sys
 
 import pytest
 
@@ -154,3 +156,24 @@ def test_cuda_ops_check_passes_where_ops_fit(monkeypatch, gpu, torch_cuda, mmcv_
     _fake_machine(monkeypatch, gpu, torch_cuda, mmcv_cuda)
     assert env.mmcv_cuda_error() is None
     env.check_environment()
+
+
+_CUDA_VISIBLE_AT_IMPORT = os.environ.get('CUDA_VISIBLE_DEVICES')
+
+
+def test_tools_started_by_a_test_see_no_gpu():
+    """conftest.py: a test that is not marked ``cuda`` means the CPU, whatever the machine."""
+    import subprocess
+    out = subprocess.run([
+        sys.executable, '-c', 'import os, torch; '
+        'print(repr(os.environ["CUDA_VISIBLE_DEVICES"]), torch.cuda.is_available())'
+    ],
+                         capture_output=True,
+                         text=True,
+                         timeout=120).stdout.strip()
+    assert out == "'' False"
+
+
+@pytest.mark.cuda
+def test_cuda_tests_see_the_machine_as_it_is():
+    assert os.environ.get('CUDA_VISIBLE_DEVICES') == _CUDA_VISIBLE_AT_IMPORT

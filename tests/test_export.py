@@ -33,10 +33,27 @@ def test_type_liera_configs_export_to_their_inner_backbone(config, inner):
     model = MODELS.build(plain.model)
     adapted = MODELS.build(
         dict(cfg.model, backbone=dict(wrapped, backbone=dict(wrapped.backbone, init_cfg=None))))
+    import mmliera
     from mmliera.checkpoint.export import merged_state_dict
+    torch.manual_seed(0)
+    layers = mmliera.adapter_layers(adapted)
+    assert layers
+    with torch.no_grad():  # trained-looking adapters: W' differs from W
+        for layer in layers.values():
+            layer.lora_B.normal_(std=0.05)
     model.load_state_dict(merged_state_dict(adapted), strict=True)
-    assert isinstance(model.backbone.conv1 if inner == 'ResNet' else model.backbone.patch_embed,
-                      torch.nn.Module)
+    assert type(model.backbone).__name__ == inner and not mmliera.adapter_layers(model)
+    model.eval()  # (mmdet's ResNet.train returns None: no chaining)
+    adapted.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        got, want = model.backbone(x), adapted.backbone(x)
+        for layer in layers.values():
+            layer.lora_B.zero_()
+        base = adapted.backbone(x)  # W alone: other outputs, so the merge carried W'
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+    assert any(not torch.allclose(w, b, atol=1e-3) for w, b in zip(want, base))
 
 
 def test_cannot_export_names_the_mmliera_parts(tmp_path):

@@ -1,6 +1,7 @@
 """Fault tolerance, in process and fast: atomic saves, the resume fallback, exact resume with
 random draws in the main process, the non-finite loss guard, data-loader workers that die with
 their process, the job sweep of tools/dist_run.sh, the one-line pretrained-load report."""
+import functools
 import logging
 import os
 import os.path as osp
@@ -8,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from helpers import ROOT
-from mmengine.fileio import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
@@ -104,26 +105,44 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     assert is_partial(f'.f.txt.tmp-{os.getpid()}') and not is_partial('iter_4.pth')
 
 
-def test_a_save_cut_short_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
-    runner = toy_runner(tmp_path, max_iters=2)
+CUT_SCRIPT = r'''
+import os, signal, sys
+sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], 'tests')]
+from mmengine.fileio.backends import LocalBackend
+from test_fault_units import toy_runner
+
+runner = toy_runner(sys.argv[2], max_iters=2)
+runner.train()
+real_put = LocalBackend.put
+
+def put_half_then_die(self, obj, filepath):
+    real_put(self, obj[:len(obj) // 2], filepath)  # half of the bytes reach the disk
+    os.kill(os.getpid(), signal.SIGKILL)  # killed while saving: no exception, no clean-up
+
+LocalBackend.put = put_half_then_die
+runner.train_loop._max_iters = 4
+runner.train_loop.run()
+'''
+
+
+def test_a_save_cut_short_leaves_no_file_under_the_final_name(tmp_path):
+    work = tmp_path / 'w'
+    done = subprocess.run(
+        [sys.executable, '-c', CUT_SCRIPT, ROOT, str(work)],
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert (work / 'iter_2.pth').is_file() and not (work / 'iter_4.pth').exists()
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')
+    assert checkpoint_problem(str(work / 'iter_2.pth')) is None
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_2.pth'), [])
+    partial = [n for n in os.listdir(work) if is_partial(n)]
+    assert partial  # the cut write is under a temporary name, removed by the next resume
+    runner = toy_runner(work, max_iters=4, resume=True)
     runner.train()
-    good = _weights(tmp_path / 'iter_2.pth')
-
-    real_put = LocalBackend.put
-
-    def put_half_then_die(self, obj, filepath):
-        real_put(self, obj[:len(obj) // 2], filepath)  # half of the bytes reach the disk
-        raise KeyboardInterrupt('killed while saving')
-
-    monkeypatch.setattr(LocalBackend, 'put', put_half_then_die)
-    runner.train_loop._max_iters = 4
-    with pytest.raises(KeyboardInterrupt):
-        runner.train_loop.run()
-    assert not (tmp_path / 'iter_4.pth').exists()
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_2.pth')
-    for k, v in _weights(tmp_path / 'iter_2.pth').items():
-        assert torch.equal(v, good[k])
-    assert not [n for n in os.listdir(tmp_path) if is_partial(n)]
+    assert not [n for n in os.listdir(work) if is_partial(n)]
+    assert (work / 'iter_4.pth').is_file()
 
 
 def test_last_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
@@ -263,6 +282,167 @@ def test_single_process_resume_is_bit_identical_with_main_process_draws(tmp_path
     toy_runner(cut, max_iters=6, resume=True).train()
     a, b = _weights(straight / 'iter_6.pth'), _weights(cut / 'iter_6.pth')
     assert not torch.equal(a['linear.weight'], _weights(cut / 'iter_2.pth')['linear.weight'])
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def toy_epoch_runner(work_dir, max_epochs=2, **kw):
+    """The toy run by epoch: 6 items of batch 2, 3 iterations an epoch, a checkpoint each."""
+    return toy_runner(
+        work_dir,
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True),
+            logger=dict(type='LoggerHook', interval=1)),
+        **kw)
+
+
+def test_epoch_based_resume_is_bit_identical(tmp_path):
+    straight = tmp_path / 'straight'
+    toy_epoch_runner(straight, max_epochs=3).train()
+    cut = tmp_path / 'cut'
+    toy_epoch_runner(cut, max_epochs=1).train()
+    np.random.rand(5), torch.rand(2)  # draws between the save and the resume
+    runner = toy_epoch_runner(cut, max_epochs=3, resume=True)
+    runner.train()
+    assert runner.epoch == 3 and runner.iter == 9
+    a, b = _weights(straight / 'epoch_3.pth'), _weights(cut / 'epoch_3.pth')
+    assert not torch.equal(b['linear.weight'], _weights(cut / 'epoch_1.pth')['linear.weight'])
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_order_counts_iterations_not_file_numbers(tmp_path):
+    """iter_* and epoch_* files in one folder: tried by the iterations each holds."""
+    by_iter, by_epoch = tmp_path / 'by_iter', tmp_path / 'by_epoch'
+    toy_runner(by_iter, max_iters=4).train()  # iter_2, iter_4
+    toy_epoch_runner(by_epoch, max_epochs=2).train()  # epoch_1 (3 iterations), epoch_2 (6)
+    work = _copy(by_iter, tmp_path / 'w', ['iter_2.pth', 'iter_4.pth'])
+    _copy(by_epoch, work, ['epoch_1.pth', 'epoch_2.pth'])
+    assert find_resume_checkpoint(str(work)) == (str(work / 'epoch_2.pth'), [])
+    _truncate(work / 'epoch_2.pth')
+    path, bad = find_resume_checkpoint(str(work))
+    assert path == str(work / 'iter_4.pth') and [p for p, _ in bad] == [str(work / 'epoch_2.pth')]
+    _truncate(work / 'iter_4.pth')
+    path, bad = find_resume_checkpoint(str(work))
+    assert path == str(work / 'epoch_1.pth')
+    assert [p for p, _ in bad] == [str(work / 'epoch_2.pth'), str(work / 'iter_4.pth')]
+    # the file last_checkpoint names comes first, whatever it holds
+    (work / 'last_checkpoint').write_text(str(work / 'iter_2.pth'))
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_2.pth'), [])
+
+
+class Noisy(torch.utils.data.Dataset):
+    """Each item a draw of numpy's global generator (an augmentation in a worker)."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return float(np.random.rand())
+
+
+def _persistent_loader(seed=0):
+    from mmengine.dataset import worker_init_fn
+
+    from mmliera.engine.runner.worker_init import reseed_workers_each_epoch
+    loader = torch.utils.data.DataLoader(
+        Noisy(),
+        batch_size=2,
+        num_workers=1,
+        persistent_workers=True,
+        worker_init_fn=functools.partial(worker_init_fn, num_workers=1, rank=0, seed=seed))
+    return reseed_workers_each_epoch(loader)
+
+
+def _epoch(loader, epoch):
+    from mmliera.engine.runner.worker_init import set_worker_epoch
+    set_worker_epoch(loader, epoch)
+    return torch.cat(list(loader)).tolist()
+
+
+def test_persistent_workers_draw_per_epoch_what_new_workers_draw():
+    """A resumed run's new workers at epoch 2 draw what the uninterrupted run's persistent
+    workers draw there; epoch 0 draws as mmengine seeds it, and epochs differ."""
+    straight = _persistent_loader()
+    epochs = [_epoch(straight, e) for e in range(3)]
+    resumed = _persistent_loader()
+    assert _epoch(resumed, 2) == epochs[2]
+    assert len({tuple(e) for e in epochs}) == 3
+    np.random.seed(0)  # mmengine's worker seed for seed 0, rank 0, worker 0
+    assert epochs[0] == pytest.approx([np.random.rand() for _ in range(4)])
+
+
+# ExactResumeHook's fallbacks, as rank 1 of 2 (the hook's view of the world patched)
+
+
+@pytest.fixture
+def as_rank_1_of_2(monkeypatch):
+    from mmliera.engine.hooks import exact_resume_hook
+    monkeypatch.setattr(exact_resume_hook, 'get_dist_info', lambda: (1, 2))
+
+
+def _as_saved_by_2_processes(src, dst):
+    ckpt = safe_load(str(src))
+    ckpt['rng_state']['world_size'] = 2
+    torch.save(ckpt, str(dst))
+    return ckpt
+
+
+@pytest.mark.parametrize('damage', ['missing', 'damaged', 'intact'])
+def test_a_lost_rank_state_file_is_a_warning_not_a_crash(tmp_path, as_rank_1_of_2, damage):
+    straight = tmp_path / 'straight'
+    toy_runner(straight, max_iters=4, interval=2).train()
+    cut = tmp_path / 'cut'
+    cut.mkdir()
+    ckpt = _as_saved_by_2_processes(straight / 'iter_2.pth', cut / 'iter_2.pth')
+    rank_file = cut / 'iter_2.pth.rng-rank1'
+    if damage == 'damaged':
+        rank_file.write_bytes(b'PK\x03\x04 cut short')
+    elif damage == 'intact':  # rank 1's states: here the one process's own
+        torch.save(ckpt['rng_state'], str(rank_file))
+    (cut / 'last_checkpoint').write_text(str(cut / 'iter_2.pth'))
+    runner = toy_runner(cut, max_iters=4, interval=2, resume=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        runner.train()
+    said = [str(w.message) for w in caught if 'ExactResumeHook' in str(w.message)]
+    same = torch.equal(
+        _weights(straight / 'iter_4.pth')['linear.weight'],
+        _weights(cut / 'iter_4.pth')['linear.weight'])
+    if damage == 'intact':
+        assert said == [] and same  # restored: bit-identical to the straight run
+    else:
+        assert len(said) == 1 and f'cannot read its random-number state {rank_file}' in said[0]
+        assert 'not bit-exact' in said[0] and runner.iter == 4 and not same
+
+
+def test_stale_rank_state_files_go_with_their_checkpoints(tmp_path, as_rank_1_of_2):
+    toy_runner(
+        tmp_path,
+        max_iters=6,
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False, max_keep_ckpts=1),
+            logger=dict(type='LoggerHook', interval=1))).train()
+    names = sorted(n for n in os.listdir(tmp_path) if n.startswith(('iter_', 'epoch_')))
+    assert names == ['iter_6.pth', 'iter_6.pth.rng-rank1']
+    assert safe_load(str(tmp_path / 'iter_6.pth.rng-rank1'))['world_size'] == 2
+
+
+def test_load_from_restores_no_random_state(tmp_path):
+    """A checkpoint given as ``load_from`` starts a new run with its own seed: its saved
+    random-number states are not restored (the same weights as from a copy without them)."""
+    toy_runner(tmp_path / 'src', max_iters=2).train()
+    src = tmp_path / 'src' / 'iter_2.pth'
+    bare = tmp_path / 'bare.pth'
+    ckpt = safe_load(str(src))
+    assert 'rng_state' in ckpt
+    del ckpt['rng_state']
+    torch.save(ckpt, str(bare))
+    for name, path in (('with', src), ('without', bare)):
+        toy_runner(tmp_path / name, max_iters=2, load_from=str(path)).train()
+    a, b = (_weights(tmp_path / name / 'iter_2.pth') for name in ('with', 'without'))
+    assert not torch.equal(a['linear.weight'], _weights(src)['linear.weight'])  # it trained
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

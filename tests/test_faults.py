@@ -9,10 +9,12 @@ import uuid
 
 import pytest
 import torch
-from helpers import ROOT, free_port, hidden_cuda, run, write_cfg
+from helpers import ROOT, free_port, hidden_cuda, run, start, stop_group, write_cfg
 from tiny_demo import tiny_demo_cfg
 
 from mmliera.checkpoint.safe_load import safe_load
+
+pytestmark = pytest.mark.slow  # multi-process training runs with faults
 
 MARK = 'MMLIERA_TEST_JOB_MARK'
 
@@ -109,6 +111,73 @@ def test_killed_rank_ends_the_job_and_resume_is_bit_identical(fault_cfg, dist_st
     assert_same_weights(dist_straight / 'iter_4.pth', work / 'iter_4.pth')
 
 
+@pytest.fixture(scope='module')
+def epoch_cfg(fault_cfg, tmp_path_factory):
+    """The fault config by epoch, as the paper's configs train: 2 epochs of 2 iterations
+    (8 images, 2 ranks of batch 2), a checkpoint and an adapter file every epoch."""
+    tmp = tmp_path_factory.mktemp('by_epoch')
+    return write_cfg(
+        tmp / 'by_epoch.py', fault_cfg, """
+train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=2, val_interval=1000)
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))
+log_processor = dict(by_epoch=True)
+custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='KillRankHook'),
+                dict(type='AdapterCheckpointHook', by_epoch=True, interval=1)]
+""")
+
+
+def _adapters(path):
+    from safetensors.torch import load_file
+    return load_file(str(path))
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='reads /proc')
+def test_epoch_based_kill_mid_epoch_and_resume_is_bit_identical(epoch_cfg, tmp_path):
+    straight = tmp_path / 'straight'
+    run(['bash', 'tools/dist_train.sh', epoch_cfg, '2', '--work-dir',
+         str(straight)],
+        env=dict(PORT=str(free_port())))
+    work, mark = tmp_path / 'killed', uuid.uuid4().hex
+    out = run(
+        ['bash', 'tools/dist_train.sh', epoch_cfg, '2', '--work-dir',
+         str(work)],
+        env={
+            'PORT': str(free_port()),
+            'MMLIERA_TEST_KILL_RANK': '1',
+            'MMLIERA_TEST_KILL_AFTER_ITER': '3',  # the middle of epoch 2
+            'MMLIERA_TEST_KILL_WAIT_FOR': 'epoch_1.pth',
+            MARK: mark
+        },
+        expect_fail=True)
+    exited = time.time()
+    assert 'SIGKILL' in out and exited - float((work / 'killed_at').read_text()) < 60
+    deadline = exited + 15
+    while job_processes(mark) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not job_processes(mark), 'processes of the killed job are still alive'
+    assert (work / 'epoch_1.pth').is_file() and not (work / 'epoch_2.pth').exists()
+    assert (work / 'epoch_1.pth.rng-rank1').is_file()
+    assert (work / 'adapters_epoch_1.safetensors').is_file()
+    assert not (work / 'adapters_epoch_2.safetensors').exists()
+
+    out = run([
+        'bash', 'tools/dist_train.sh', epoch_cfg, '2', '--work-dir',
+        str(work), '--resume',
+        str(work / 'epoch_1.pth')
+    ],
+              env=dict(PORT=str(free_port())))
+    assert 'resumed epoch: 1, iter: 2' in out and 'Epoch(train) [2][2/2]' in out, out[-3000:]
+    assert f'random-number states restored from {work / "epoch_1.pth"}' in out
+    assert_same_weights(straight / 'epoch_2.pth', work / 'epoch_2.pth')
+    for epoch in (1, 2):  # the adapter files by epoch, equal to the uninterrupted run's
+        a, b = (_adapters(w / f'adapters_epoch_{epoch}.safetensors') for w in (straight, work))
+        assert a.keys() == b.keys() and any('lora_B' in k for k in a)
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    key = next(k for k in a if k.endswith('lora_B'))
+    assert not torch.equal(_adapters(work / 'adapters_epoch_1.safetensors')[key], a[key])
+
+
 def test_resume_past_a_truncated_checkpoint_with_another_process_count(
         fault_cfg, dist_straight, tmp_path):
     work = tmp_path / 'w'
@@ -197,16 +266,28 @@ def test_two_nodes_over_loopback(fault_cfg, dist_straight, tmp_path):
         PORT=port)
     env.pop('OMP_NUM_THREADS', None)  # dist_run.sh shares the cores among the local nodes
     cmd = ['bash', 'tools/dist_train.sh', fault_cfg, '1', '--work-dir', str(work)]
+    logs = [tmp_path / f'node{r}.log' for r in (0, 1)]
     nodes = [
-        subprocess.Popen(
+        start(
             cmd,
             env=dict(env, NODE_RANK=str(r)),
-            cwd=ROOT,
-            text=True,
-            stdout=subprocess.PIPE,
+            stdout=open(logs[r], 'w'),
             stderr=subprocess.STDOUT) for r in (0, 1)
     ]
-    outs = [p.communicate(timeout=600)[0] for p in nodes]
+    try:  # one node failing ends the wait: its peer gets 60 s, not the whole timeout
+        deadline, failed_at = time.time() + 600, None
+        while any(p.poll() is None for p in nodes) and time.time() < deadline:
+            if failed_at is None and any(p.poll() not in (None, 0) for p in nodes):
+                failed_at = time.time()
+            if failed_at is not None and time.time() > failed_at + 60:
+                break
+            time.sleep(0.5)
+    finally:
+        for p in nodes:
+            if p.poll() is None:
+                stop_group(p)
+            p.wait()
+    outs = [log.read_text() for log in logs]
     assert [p.returncode for p in nodes] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     assert 'GPU number: 2' in outs[0] and 'Iter(train) [4/4]' in outs[0]
     assert '2 nodes on this machine: OMP_NUM_THREADS=' in outs[0]

@@ -32,6 +32,7 @@ def _test_tool_fails(cfg, ckpt, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_a_backbone_only_checkpoint(tiny, tmp_path):
     cfg, _ = tiny
     backbone = str(tmp_path / 'backbone.pth')  # mmpretrain format: backbone.* only
@@ -43,6 +44,7 @@ def test_test_tool_refuses_a_backbone_only_checkpoint(tiny, tmp_path):
     assert not (tmp_path / 'data').exists()  # failed before the runner built the datasets
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_a_checkpoint_without_adapters(tiny, tmp_path):
     cfg, model = tiny
     plain = tmp_path / 'plain.pth'
@@ -57,6 +59,7 @@ def test_test_tool_refuses_a_checkpoint_without_adapters(tiny, tmp_path):
             'model') in out
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_an_adapter_only_file(tiny, tmp_path):
     cfg, _ = tiny
     path = tmp_path / 'adapters_last.safetensors'

@@ -59,12 +59,41 @@ def test_plots_losses_and_map_of_the_newest_run(tmp_path):
             'coco/bbox_mAP 0.700, coco/segm_mAP 0.800') in out
     png = Image.open(work / 'curves.png')
     assert png.format == 'PNG' and png.size == (1100, 400)
-    pixels = np.asarray(png.convert('RGB')).reshape(-1, 3)
-    assert len(np.unique(pixels, axis=0)) > 50  # curves, not a blank canvas
-
     train, evals = _tool().load_scalars(str(newest))
     assert [e['x'] for e in train] == list(range(10, 101, 10))
     assert [e['x'] for e in evals] == [50, 100]  # drawn at their iteration, not step 0
+
+
+def test_every_curve_is_drawn_with_its_points_in_its_colour(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+    tool = _tool()
+    train, evals = tool.load_scalars(str(write_scalars(tmp_path / 'w')))
+    figures = []
+    monkeypatch.setattr(plt, 'close', figures.append)  # keep the figure to read it back
+    out = tmp_path / 'c.png'
+    metrics = ['coco/bbox_mAP', 'coco/segm_mAP']
+    tool.plot(train, evals, LOSSES, metrics, str(out), 'title')
+    (fig, ) = figures
+    ax_loss, ax_map = fig.axes
+    lines = {ln.get_label(): ln for ln in ax_loss.get_lines()}
+    assert list(lines) == LOSSES
+    for key, ln in lines.items():
+        assert list(ln.get_xdata()) == [e['x'] for e in train]
+        assert list(ln.get_ydata()) == [e[key] for e in train]
+    maps = {ln.get_label(): ln for ln in ax_map.get_lines()}
+    assert list(maps) == metrics
+    assert list(maps['coco/segm_mAP'].get_ydata()) == [0.4, 0.8]
+    pixels = {tuple(p) for p in np.asarray(Image.open(out).convert('RGB')).reshape(-1, 3)}
+    colours = {
+        tuple(round(255 * c) for c in mcolors.to_rgb(ln.get_color()))
+        for ln in [*lines.values(), *maps.values()]
+    }
+    assert len(colours) == len(LOSSES) and colours <= pixels  # each curve's own colour, drawn
+    monkeypatch.undo()
+    plt.close(fig)
 
 
 def test_file_argument_and_chosen_keys(tmp_path):

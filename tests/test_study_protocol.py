@@ -210,3 +210,77 @@ def test_pretraining_errors_are_one_clear_line(tmp_path):
     assert msg.startswith('PretrainBackboneHook: pre-training the backbone failed (exit status 1)')
     assert 'Unavailable arch' in msg and '\n' not in msg and 'pretrain.log' in msg
     assert not (tmp_path / 'bb.pth').exists()
+
+
+RANKS_SCRIPT = r'''
+import os, sys, time
+import torch
+import torch.distributed as dist
+from mmliera.engine.hooks.pretrain_backbone_hook import PretrainBackboneError, PretrainBackboneHook
+
+config, ckpt, out = sys.argv[1:4]
+dist.init_process_group('gloo')
+rank = dist.get_rank()
+
+
+class Runner:
+    class logger:
+        info = warning = staticmethod(print)
+
+
+def fake_pretrain(runner):  # a slow pre-training that writes the backbone at the end
+    open(os.path.join(out, f'pretrained_by_rank{rank}'), 'w').close()
+    time.sleep(3)
+    torch.save(dict(meta={}, state_dict={'backbone.w': torch.ones(2)}), ckpt)
+
+
+hook = PretrainBackboneHook(config, ckpt)
+if os.path.isfile(config):  # else the real one: its missing-config error
+    hook._pretrain = fake_pretrain
+try:
+    hook.before_run(Runner())
+    result = f'file there: {os.path.isfile(ckpt)}'
+except PretrainBackboneError as e:
+    result = f'error: {e}'
+with open(os.path.join(out, f'rank{rank}'), 'w') as f:
+    f.write(result)
+dist.destroy_process_group()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('outcome', ['pretrained', 'failed'])
+def test_with_several_ranks_only_rank_0_pretrains_and_every_rank_learns_the_outcome(
+        tmp_path, outcome):
+    """2 processes: rank 0 pre-trains while rank 1 waits for it; rank 1 goes on only once the
+    file is there, or stops with rank 0's error (a missing config) instead of waiting."""
+    import subprocess
+    import sys
+
+    from helpers import communicate, start
+    script = tmp_path / 'ranks.py'
+    script.write_text(RANKS_SCRIPT)
+    config = tmp_path / 'pretrain.py'
+    if outcome == 'pretrained':
+        config.write_text('# the fake pre-training reads nothing\n')
+    ckpt = tmp_path / 'bb.pth'
+    proc = start([
+        sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+        str(script),
+        str(config),
+        str(ckpt),
+        str(tmp_path)
+    ],
+                 stdout=subprocess.PIPE,
+                 stderr=subprocess.STDOUT)
+    out = communicate(proc, timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    results = [(tmp_path / f'rank{r}').read_text() for r in (0, 1)]
+    if outcome == 'pretrained':
+        assert results == ['file there: True'] * 2
+        assert sorted(p.name
+                      for p in tmp_path.glob('pretrained_by_rank*')) == ['pretrained_by_rank0']
+    else:
+        assert results[0] == results[1] and results[0].startswith('error: PretrainBackboneHook: '
+                                                                  'the pre-training config')
+        assert not list(tmp_path.glob('pretrained_by_rank*'))

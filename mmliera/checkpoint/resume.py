@@ -3,9 +3,15 @@
 mmengine resumes from the file named in ``work_dir/last_checkpoint`` and stops with torch's zip
 error when that file is truncated (a kill during a non-atomic save of an older run, a disk that
 filled up) or gone. :func:`find_resume_checkpoint` tries that file first, then the other
-``iter_N.pth`` / ``epoch_N.pth`` files, highest N first, and returns the first that opens.
+``iter_N.pth`` / ``epoch_N.pth`` files, most trained first, and returns the first that opens.
 A file opens when torch can read its archive and unpickle its record (tensors memory-mapped,
 not read), which a truncated file cannot.
+
+"Most trained" is the iteration mmengine records in each checkpoint's ``meta`` (an epoch
+checkpoint's too), so ``epoch_2.pth`` and ``iter_150.pth`` of runs by epoch and by iteration in
+one folder compare by the iterations they hold, not by their numbers. A file that cannot be read
+counts by its name: ``iter_N`` as N iterations, ``epoch_N`` as N epochs of the readable epoch
+checkpoints' length (first, when there is none to measure by); ties go to the newer file.
 """
 import os
 import os.path as osp
@@ -47,18 +53,41 @@ def checkpoint_problem(path: str) -> Optional[str]:
     return None
 
 
+def _opened(path):
+    """``(problem, iteration)``: :func:`checkpoint_problem` and, for a readable file, the
+    iteration in its meta."""
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        return problem, None
+    meta = safe_load(path, mmap=True).get('meta') or {}
+    return None, meta.get('iter') if isinstance(meta.get('iter'), int) else None
+
+
 def _candidates(work_dir, named):
+    """``[(path, problem)]`` in the order :func:`find_resume_checkpoint` tries them."""
     folders = {osp.abspath(work_dir)} | ({osp.dirname(osp.abspath(named))} if named else set())
     found = []
     for folder in folders:
         for name in os.listdir(folder) if osp.isdir(folder) else ():
             m = CHECKPOINT_NAME.match(name)
-            if m:
-                path = osp.join(folder, name)
-                found.append((int(m.group(2)), osp.getmtime(path), path))
-    ordered = [p for _, _, p in sorted(found, reverse=True)]
+            path = osp.join(folder, name)
+            if m and not (named and osp.abspath(path) == osp.abspath(named)):
+                found.append(
+                    (m.group(1), int(m.group(2)), osp.getmtime(path), path, *_opened(path)))
+    # iterations per epoch, measured on the readable epoch checkpoints
+    lengths = [it / n for kind, n, _, _, _, it in found if kind == 'epoch' and n and it]
+    per_epoch = max(lengths) if lengths else None
+
+    def progress(entry):
+        kind, n, mtime, _, _, it = entry
+        if it is None:  # unreadable: count by the name
+            it = n if kind == 'iter' else (n * per_epoch if per_epoch else float('inf'))
+        return it, mtime
+
+    ordered = [(path, problem)
+               for *_, path, problem, _ in sorted(found, key=progress, reverse=True)]
     if named:
-        ordered = [named] + [p for p in ordered if osp.abspath(p) != osp.abspath(named)]
+        ordered.insert(0, (named, checkpoint_problem(named)))
     return ordered
 
 
@@ -81,8 +110,7 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[str
     bad = []
     if osp.isfile(pointer) and named is None:
         bad.append((pointer, 'empty file'))
-    for path in _candidates(work_dir, named):
-        problem = checkpoint_problem(path)
+    for path, problem in _candidates(work_dir, named):
         if problem is None:
             return path, bad
         bad.append((path, problem))

@@ -273,11 +273,15 @@ def main(argv=None):
     def peek(name, setting, seed, phase):
         """The earlier record of this run if it is still valid, or None: same fingerprint and
         tested, or trained with what the phase needs (screening: its val scores; a final run:
-        its checkpoint, to test it). Records survive without their work dir (a fresh clone)."""
+        its checkpoint, to test it), from the starting backbone there is now (when both are
+        known). Records survive without their work dir (a fresh clone)."""
         label = plan.phase(phase)
         old = records.get((name, slug(setting), seed, label))
         fp, _ = plan.fingerprints(name, setting, label)
         if not old or old.get('fingerprint') != fp or old['status'] not in ('trained', 'ok'):
+            return None
+        sha = old.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
+        if sha and sha != old['start_sha256']:  # another starting backbone: run it again
             return None
         if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')):
             return old

@@ -183,7 +183,7 @@ def test_metrics(test_dir):
 
 def train(record, config, options, run_dir):
     """Train one run into ``run_dir`` (afresh); fills ``record`` (status 'trained' or
-    'failed')."""
+    'failed'; 'interrupted' when the tool is stopped meanwhile)."""
     if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
         shutil.rmtree(run_dir)
     os.makedirs(run_dir)
@@ -193,7 +193,11 @@ def train(record, config, options, run_dir):
     cmd = [
         sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir, '--cfg-options'
     ] + options_list(options)
-    code, rss = _run(cmd, log)
+    try:
+        code, rss = _run(cmd, log)
+    except KeyboardInterrupt:  # stopped by the user: not a failure, run again next time
+        record.update(status='interrupted')
+        raise
     record['train_s'] = round(time.time() - start, 1)
     if code:
         record['error'] = f'train exit status {code}: {_last_error(log)}'

@@ -134,6 +134,12 @@ class ExactResumeHook(Hook):
     def after_val_epoch(self, runner, metrics=None):
         self._write_rank_file(runner)
 
+    def before_train_epoch(self, runner):
+        from ..runner.worker_init import set_worker_epoch  # runner/ imports this module
+        loader = getattr(runner.train_loop, 'dataloader', None)
+        if loader is not None:  # persistent workers reseed from the epoch (worker_init.py)
+            set_worker_epoch(loader, runner.epoch)
+
     # restoring
 
     def after_load_checkpoint(self, runner, checkpoint):

@@ -20,7 +20,7 @@ from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import freeze_hooks_of
 from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
 from .adapter_weight_decay import ADAPTER_DECAY_MULT, split_adapter_decay
-from .worker_init import end_workers_with_process
+from .worker_init import end_workers_with_process, reseed_workers_each_epoch
 
 
 @register_runner
@@ -40,8 +40,9 @@ class LieRARunner(Runner):
     ``weights_only=True`` unpickler plus the allow-list of :mod:`mmliera.engine.safe_load`, so
     mmengine's own checkpoints resume under torch >= 2.6 and untrusted pickles stay refused.
     An :class:`ExactResumeHook` is installed (every rank's RNG states with each checkpoint) and
-    data loaders get a private generator, so a resumed run continues exactly like an
-    uninterrupted one; their workers end with their process (no orphan when a rank is killed).
+    data loaders get a private generator and persistent workers seeds per epoch, so a resumed
+    run (by iteration or by epoch) continues exactly like an uninterrupted one; their workers end
+    with their process (no orphan when a rank is killed).
 
     Faults: checkpoints are written to a temporary file and renamed (``save_checkpoint``), and
     ``CheckpointHook`` becomes :class:`AtomicCheckpointHook` (atomic ``last_checkpoint``).
@@ -65,7 +66,7 @@ class LieRARunner(Runner):
             if loader.generator is None:
                 # iterators draw their base seed from here, not from the global RNG
                 loader.generator = torch.Generator().manual_seed(0 if seed is None else seed)
-            end_workers_with_process(loader)
+            end_workers_with_process(reseed_workers_each_epoch(loader))
         return loader
 
     def register_default_hooks(self, hooks=None):
