@@ -193,3 +193,41 @@ def hidden_cuda():
             os.environ.pop('CUDA_VISIBLE_DEVICES', None)
         else:
             os.environ['CUDA_VISIBLE_DEVICES'] = old
+
+
+def tool_in_process(tool, *args, env=None):
+    """``python tools/<tool>.py args`` run in this process from the repo root (the interpreter
+    and imports are already here: about 8 s less per call than a subprocess on 2 cores).
+    Returns (exit code, stdout, stderr). For checks of what a tool says; whether a real
+    process shows no traceback is tests/test_tool_errors.py's one subprocess per tool."""
+    import io
+    import runpy
+    from unittest import mock
+    path = os.path.join(ROOT, 'tools', f'{tool}.py')
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(sys, 'argv', [path, *map(str, args)]))
+        stack.enter_context(mock.patch.dict(os.environ, env or {}))
+        stack.enter_context(contextlib.chdir(ROOT))  # as run() starts its commands
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            result = runpy.run_path(path, run_name='__main__')
+            code = result.get('__exit_code__', 0)
+        except SystemExit as e:
+            if e.code is None:
+                code = 0
+            elif isinstance(e.code, int):
+                code = e.code
+            else:  # sys.exit('message'): the message goes to stderr, status 1
+                err.write(f'{e.code}\n')
+                code = 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def tool_output(tool, *args, env=None):
+    """stdout + stderr of :func:`tool_in_process`, which must succeed."""
+    code, out, err = tool_in_process(tool, *args, env=env)
+    assert code == 0, (out + err)[-6000:]
+    return out + err

@@ -88,6 +88,7 @@ def test_clear_errors():
         MODELS.build(dict(type='LieRA', backbone='ResNet'))
 
 
+@pytest.mark.slow  # 12 iterations of two whole detectors
 @pytest.mark.parametrize('config,channels', [('liera_maskrcnn_r50.py', [256, 512, 1024, 2048]),
                                              ('liera_maskrcnn_swin-t.py', [96, 192, 384, 768])])
 def test_config_trains_on_demo_data_with_loss_falling(config, channels, tmp_path):

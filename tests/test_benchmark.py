@@ -2,11 +2,10 @@
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, run
+from helpers import ROOT, run, tool_in_process
 
 METHODS = [
     'full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_lora', 'peft_hira', 'liera_peft',
@@ -158,7 +157,8 @@ def test_amp_step_runs_the_adapted_convs_in_bfloat16_on_cpu(amp):
 
 
 def test_help_shows_device_amp_and_the_paper_setting():
-    out = run([sys.executable, 'tools/benchmark.py', '--help'])
+    code, out, _ = tool_in_process('benchmark', '--help')
+    assert code == 0
     for flag in ('--device', '--amp', '--amp-dtype', '--paper'):
         assert flag in out
     flat = ' '.join(out.split())  # argparse wraps the help text
@@ -188,10 +188,6 @@ def test_bad_device_requests(args, match):
     import torch
     if args[:2] == ['--device', 'cuda'] and torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
-    out = subprocess.run([sys.executable, 'tools/benchmark.py', *args],
-                         capture_output=True,
-                         text=True,
-                         cwd=ROOT)
-    last = out.stderr.strip().splitlines()[-1]
-    assert out.returncode == 1 and last.startswith('error: ') and match in last
-    assert 'Traceback' not in out.stderr
+    code, _, err = tool_in_process('benchmark', *args)
+    assert code == 1 and err.strip().splitlines() == [err.strip()]
+    assert err.startswith('error: ') and match in err

@@ -1,11 +1,9 @@
 """tools/browse_dataset.py: the ground truth of a config's split, drawn into one picture."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
-from helpers import ROOT
+from helpers import ROOT, tool_in_process
 from tiny_demo import tiny_transfer_cfg
 
 TOOL = os.path.join(ROOT, 'tools', 'browse_dataset.py')
@@ -15,14 +13,10 @@ def test_draws_the_ground_truth_of_the_first_images_in_a_grid(tmp_path):
     import cv2
     cfg = tiny_transfer_cfg(tmp_path, 'tiny', 'lora.py')
     out = tmp_path / 'preview.png'
-    done = subprocess.run([
-        sys.executable, TOOL, cfg, '--split', 'test', '--num', '3', '--cols', '2', '--out',
-        str(out)
-    ],
-                          capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
-    assert 'wrote' in done.stdout and '3 test images of TransferCocoDataset' in done.stdout
+    code, stdout, stderr = tool_in_process('browse_dataset', cfg, '--split', 'test', '--num', '3',
+                                           '--cols', '2', '--out', out)
+    assert code == 0, stderr
+    assert 'wrote' in stdout and '3 test images of TransferCocoDataset' in stdout
     grid = cv2.imread(str(out))
     assert grid.shape == (256, 256, 3)  # 2 x 2 tiles of 128 px, the 4th one blank
     assert (grid[128:, 128:] == 255).all()
@@ -47,10 +41,8 @@ def test_a_missing_split_is_one_error_line(tmp_path):
     cfg = tiny_transfer_cfg(
         tmp_path, 'tiny', 'lora.py', 'val_dataloader = None\nval_cfg = None\nval_evaluator = None\n'
         'train_cfg = dict(val_interval=1000)\n')
-    done = subprocess.run([sys.executable, TOOL, cfg, '--split', 'val'],
-                          capture_output=True,
-                          text=True,
-                          cwd=tmp_path)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == \
+    code, _, stderr = tool_in_process('browse_dataset', cfg, '--split', 'val')
+    assert code == 1
+    assert stderr.strip().splitlines() == [
         f'error: {cfg} has no val_dataloader; choose another --split'
+    ]

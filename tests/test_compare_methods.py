@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, tool_in_process
 from tiny_demo import TRANSFER
 from tiny_demo import tiny_transfer_cfg as tiny_method
 
@@ -322,7 +322,7 @@ def test_a_run_from_another_backbone_is_reported_and_run_again(comparison, tmp_p
     lora = next(r for r in results['runs'] if r['method'] == 'lora')
     liera['start_sha256'] = lora['start_sha256'] = 'f' * 64  # earlier runs, another backbone
     (work / 'results.json').write_text(json.dumps(results))
-    done = run_tool(methods[1], '--seeds', '0', '2', '--work-dir', str(work))
+    done = run_tool(methods[1], '--seeds', '0', '--work-dir', str(work))
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'liera seed 0: training' in done.stdout  # not "done earlier": run again
     assert 'WARNING: started from a backbone with weights sha256' in done.stdout
@@ -403,8 +403,6 @@ def test_bad_requests_are_refused_before_anything_runs(tmp_path, args, msg):
 
 
 def test_a_bad_request_is_one_error_line(tmp_path):
-    done = run_tool('missing.py', '--work-dir', str(tmp_path / 'w'))
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        'error: method missing: config missing.py does not exist'
-    ]
+    code, _, err = tool_in_process('compare_methods', 'missing.py', '--work-dir', tmp_path / 'w')
+    assert code == 1
+    assert err.strip().splitlines() == ['error: method missing: config missing.py does not exist']

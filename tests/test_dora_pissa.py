@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, write_cfg
+from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, tool_output, write_cfg
 from mmdet.registry import MODELS
 from test_adapter_layers import CONVS, _grad_fns, randomize
 
@@ -100,6 +100,7 @@ def test_merge_unmerge_bit_exact(variant):
     assert torch.equal(layer.weight, w0) and torch.equal(layer(x), y)
 
 
+@pytest.mark.slow  # base-size models with SVD init
 def test_dora_adds_c_out_per_layer_in_the_count_tool():
     m = MODELS.build(
         dict(
@@ -113,14 +114,9 @@ def test_dora_adds_c_out_per_layer_in_the_count_tool():
         getattr(l, 'out_channels', getattr(l, 'out_features', 0))
         for l in adapter_layers(m).values())
     assert adapter_counts(m)['total'][1] == 17_271_104 + c_out
-    out = run([
-        sys.executable, 'tools/count_params.py', f'{ROOT}/configs/dora_liera_maskrcnn_convnextv2.py'
-    ])
+    out = tool_output('count_params', f'{ROOT}/configs/dora_liera_maskrcnn_convnextv2.py')
     assert re.search(rf'^total\s+112\s+{17_271_104 + c_out:,}$', out, re.M), out
-    out = run([
-        sys.executable, 'tools/count_params.py',
-        f'{ROOT}/configs/pissa_liera_maskrcnn_convnextv2.py'
-    ])
+    out = tool_output('count_params', f'{ROOT}/configs/pissa_liera_maskrcnn_convnextv2.py')
     assert re.search(r'^total\s+112\s+17,271,104$', out, re.M), out
 
 

@@ -125,6 +125,7 @@ runner.train_loop.run()
 '''
 
 
+@pytest.mark.slow  # a process killed mid-save
 def test_a_save_cut_short_leaves_no_file_under_the_final_name(tmp_path):
     work = tmp_path / 'w'
     done = subprocess.run(
@@ -520,6 +521,7 @@ def _wait_gone(pid, seconds):
     return not _alive(pid)
 
 
+@pytest.mark.slow  # processes killed and waited for
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='prctl is Linux only')
 @pytest.mark.parametrize('fix', ['fix', 'plain'])
 def test_a_killed_process_leaves_no_busy_worker(tmp_path, fix):
@@ -550,6 +552,7 @@ sys.exit(3)
 '''
 
 
+@pytest.mark.slow  # a 2-process job stopped
 @pytest.mark.skipif(not osp.isdir('/proc/self'), reason='the sweep reads /proc')
 def test_dist_run_stops_what_the_job_leaves(tmp_path):
     from helpers import free_port

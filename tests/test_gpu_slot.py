@@ -71,6 +71,7 @@ def test_checks_plan_and_quick_subset():
         assert needle in text
 
 
+@pytest.mark.slow  # waits past a deadline
 def test_checks_past_the_deadline_skip_every_step_and_say_so(tmp_path):
     out = bash(
         'tools/gpu_checks.sh',

@@ -29,9 +29,13 @@ def expected():
 
 
 def _assert_same(got, want):
+    """Equal up to float32 rounding: another CPU sums in another order (AMD vs Intel kernels
+    differ by ~5e-7 of a tensor's largest value), so the tolerance scales with that value; a
+    file loaded wrongly moves the outputs by a large fraction of it."""
     assert set(got) == set(want)
     for k in want:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6, msg=k)
+        scale = want[k].abs().max().item()
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-5 * scale, msg=k)
 
 
 def _model():

@@ -2,13 +2,19 @@
 import importlib.util
 import json
 import os.path as osp
-import sys
 
 import numpy as np
-from helpers import ROOT, run
+from helpers import ROOT, tool_in_process
 from PIL import Image
 
 LOSSES = ['loss', 'loss_bbox', 'loss_cls', 'loss_mask', 'loss_rpn_bbox', 'loss_rpn_cls']
+
+
+def _run(*args, fail=False):
+    """The tool's output (stdout + stderr) and exit status as from the command line."""
+    code, out, err = tool_in_process('plot_curves', *args)
+    assert (code == 1 and len(err.strip().splitlines()) == 1) if fail else code == 0, out + err
+    return out + err
 
 
 def _tool():
@@ -54,7 +60,7 @@ def test_plots_losses_and_map_of_the_newest_run(tmp_path):
     work = tmp_path / 'work'
     write_scalars(work, stamp='20261122_090000', iters=30, evals=())  # an older run
     newest = write_scalars(work)
-    out = run([sys.executable, 'tools/plot_curves.py', str(work)])
+    out = _run(work)
     assert (f'{newest}: 10 training entries (iterations 10..100), 2 evaluations; last: '
             'coco/bbox_mAP 0.700, coco/segm_mAP 0.800') in out
     png = Image.open(work / 'curves.png')
@@ -98,25 +104,20 @@ def test_every_curve_is_drawn_with_its_points_in_its_colour(tmp_path, monkeypatc
 
 def test_file_argument_and_chosen_keys(tmp_path):
     scalars = write_scalars(tmp_path / 'w')
-    out = run([
-        sys.executable, 'tools/plot_curves.py',
-        str(scalars), '--out',
-        str(tmp_path / 'c.png'), '--losses', 'loss', '--metrics', 'coco/bbox_mAP_50'
-    ])
+    out = _run(scalars, '--out', tmp_path / 'c.png', '--losses', 'loss', '--metrics',
+               'coco/bbox_mAP_50')
     assert 'last: coco/bbox_mAP_50 0.900' in out and Image.open(
         tmp_path / 'c.png').size == (1100, 400)
 
 
 def test_clear_errors(tmp_path):
-    out = run([sys.executable, 'tools/plot_curves.py', str(tmp_path)], expect_fail=True)
+    out = _run(tmp_path, fail=True)
     assert f'error: {tmp_path} has no <timestamp>/vis_data/scalars.json' in out
     scalars = write_scalars(tmp_path / 'w')
-    out = run([sys.executable, 'tools/plot_curves.py',
-               str(scalars), '--metrics', 'coco/x'],
-              expect_fail=True)
+    out = _run(scalars, '--metrics', 'coco/x', fail=True)
     assert f"error: {scalars} has no ['coco/x']; it has losses {LOSSES}" in out
     other = tmp_path / 'other.json'
     other.write_text('{"a": 1, "step": 1}\n')
-    out = run([sys.executable, 'tools/plot_curves.py', str(other)], expect_fail=True)
+    out = _run(other, fail=True)
     assert 'has neither loss* entries nor evaluation metrics' in out
     assert 'Traceback' not in out

@@ -165,6 +165,7 @@ def test_dry_run_prints_the_cuda_plan_and_installs_nothing(no_pip):
     assert 'MMCV_WITH_OPS=1 FORCE_CUDA=1' in text and 'torch==2.11.0 torchvision==0.26.0' in text
 
 
+@pytest.mark.slow  # probes this machine
 def test_dry_run_on_this_machine_detects_its_facts(no_pip):
     """No fact given: what this (CPU, set-up) machine is; a second run would change nothing."""
     out = dry_run('--dry-run', python=no_pip)

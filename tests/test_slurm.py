@@ -125,6 +125,7 @@ def test_tools_accept_launcher_slurm():
     assert cfg.launcher == 'slurm' and 'model_wrapper_cfg' not in cfg
 
 
+@pytest.mark.slow  # a task through fake srun
 def test_srun_task_reaches_the_config_from_another_folder(tmp_path):
     """The task srun starts runs this repo's train.py with --launcher=slurm (from tmp_path):
     it loads the COCO config and stops at the missing data, before any distributed init."""

@@ -187,6 +187,7 @@ def test_pretraining_gives_the_same_weights_however_the_run_was_launched(tmp_pat
     assert len(warning) == 1 and 'Delete the file to pre-train it again' in warning[0]
 
 
+@pytest.mark.slow  # a failing pre-training process
 def test_pretraining_errors_are_one_clear_line(tmp_path):
     from mmliera.engine.hooks.pretrain_backbone_hook import (PretrainBackboneError,
                                                              PretrainBackboneHook)

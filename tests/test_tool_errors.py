@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import DEMO, ROOT
+from helpers import DEMO, ROOT, tool_in_process
 
 OTHER = os.path.join(ROOT, 'configs', 'liera_maskrcnn_r50.py')
 
@@ -19,10 +19,6 @@ def _cases(tmp):
             'tools/train.py', DEMO, '--work-dir',
             str(tmp / 'w'), '--cfg-options', 'model.backbone.adapter.rank=-3'
         ], 'rank must be a positive int'),
-        'train_targets': ([
-            'tools/train.py', DEMO, '--work-dir',
-            str(tmp / 'w'), '--cfg-options', 'model.backbone.adapter.targets=[nothing_here]'
-        ], "target 'nothing_here' matched no module"),
         'test': (['tools/test.py', DEMO, str(tmp / 'missing.pth')], 'does not exist'),
         'infer': (['tools/infer.py', DEMO, legacy, str(fake)], 'cannot be read as an image'),
         'merge_adapters': (['tools/merge_adapters.py', OTHER, legacy,
@@ -47,6 +43,8 @@ def _env():
 def outcomes(tmp_path_factory):
     """Every case at once (two cores: the imports overlap)."""
     tmp = tmp_path_factory.mktemp('tool_errors')
+    commands = {name: cmd for name, (cmd, _) in _cases(tmp).items()}
+    commands['debug'] = ['tools/count_params.py', str(tmp / 'nope.py'), '--debug']
     procs = {
         name:
         subprocess.Popen(
@@ -56,7 +54,7 @@ def outcomes(tmp_path_factory):
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
-        for name, (cmd, _) in _cases(tmp).items()
+        for name, cmd in commands.items()
     }
     done = {}
     for name, p in procs.items():
@@ -66,8 +64,8 @@ def outcomes(tmp_path_factory):
 
 
 @pytest.mark.parametrize('name', [
-    'train', 'train_targets', 'test', 'infer', 'merge_adapters', 'count_params', 'compare_methods',
-    'browse_dataset', 'plot_curves', 'benchmark'
+    'train', 'test', 'infer', 'merge_adapters', 'count_params', 'compare_methods', 'browse_dataset',
+    'plot_curves', 'benchmark'
 ])
 def test_expected_mistake_is_one_error_line(outcomes, name):
     tmp, done = outcomes
@@ -79,11 +77,16 @@ def test_expected_mistake_is_one_error_line(outcomes, name):
     assert len(lines) == 1 and expect in lines[0], err[-3000:]
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    cmd = [sys.executable, 'tools/count_params.py', str(tmp_path / 'nope.py'), '--debug']
-    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and 'Traceback' in done.stderr
-    assert 'ConfigNotFoundError' in done.stderr
+def test_debug_shows_the_traceback(outcomes):
+    code, _, err = outcomes[1]['debug']
+    assert code == 1 and 'Traceback' in err and 'ConfigNotFoundError' in err
+
+
+def test_a_second_train_mistake_in_process(tmp_path):
+    code, _, err = tool_in_process('train', DEMO, '--work-dir', tmp_path / 'w', '--cfg-options',
+                                   'model.backbone.adapter.targets=[nothing_here]')
+    assert code == 1 and err.strip().splitlines() == [err.strip()]
+    assert err.startswith('error: ') and "target 'nothing_here' matched no module" in err
 
 
 def test_wrapper_in_process():
