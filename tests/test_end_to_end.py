@@ -133,18 +133,9 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
             assert torch.equal(probes['end', 0][n], probes['end', 1][n]), f'ranks differ: {n}'
 
 
-def test_resume_continues_an_interrupted_run(demo_run, tmp_path):
-    work = tmp_path / 'rwork'
-    base = [
-        sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir',
-        str(work), '--cfg-options', 'train_cfg.val_interval=100',
-        'default_hooks.checkpoint.interval=3', 'default_hooks.logger.interval=1'
-    ]
-    run(base + ['train_cfg.max_iters=3'])
-    assert (work / 'iter_3.pth').is_file()
-    out = run(base + ['train_cfg.max_iters=6', '--resume'])
-    assert 'resumed epoch: 0, iter: 3' in out
-    assert 'Iter(train) [6/6]' in out and (work / 'iter_6.pth').is_file()
+# --resume after an interruption (the last checkpoint, bit-identical weights): tests/
+# test_checkpoints.py::test_kill_and_resume_is_bit_identical (and test_faults.py by rank and by
+# epoch); here only --resume with a given checkpoint and --auto-scale-lr.
 
 
 def test_resume_from_a_given_checkpoint_and_auto_scale_lr(demo_run, tmp_path):
