@@ -76,17 +76,19 @@ def job_processes(mark):
     return found
 
 
-@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='reads /proc')
-def test_killed_rank_ends_the_job_and_resume_is_bit_identical(fault_cfg, dist_straight, tmp_path):
-    work, mark = tmp_path / 'killed', uuid.uuid4().hex
+def kill_rank_1_and_wait(cfg, work, after_iter, **env):
+    """A 2-process job of ``cfg`` whose rank 1 is SIGKILLed after iteration ``after_iter``; it
+    must end within 60 s of the kill and leave no process. Returns its output."""
+    mark = uuid.uuid4().hex
     out = run(
-        ['bash', 'tools/dist_train.sh', fault_cfg, '2', '--work-dir',
+        ['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
          str(work)],
         env={
             'PORT': str(free_port()),
             'MMLIERA_TEST_KILL_RANK': '1',
-            'MMLIERA_TEST_KILL_AFTER_ITER': '2',
-            MARK: mark
+            'MMLIERA_TEST_KILL_AFTER_ITER': str(after_iter),
+            MARK: mark,
+            **env
         },
         expect_fail=True)
     exited = time.time()
@@ -96,6 +98,13 @@ def test_killed_rank_ends_the_job_and_resume_is_bit_identical(fault_cfg, dist_st
     while job_processes(mark) and time.time() < deadline:
         time.sleep(0.2)
     assert not job_processes(mark), 'processes of the killed job are still alive'
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='reads /proc')
+def test_killed_rank_ends_the_job_and_resume_is_bit_identical(fault_cfg, dist_straight, tmp_path):
+    work = tmp_path / 'killed'
+    kill_rank_1_and_wait(fault_cfg, work, 2)
     assert (work / 'iter_2.pth').is_file() and not (work / 'iter_4.pth').exists()
     assert (work / 'iter_2.pth.rng-rank1').is_file()  # rank 1's random-number state
 
@@ -137,24 +146,8 @@ def test_epoch_based_kill_mid_epoch_and_resume_is_bit_identical(epoch_cfg, tmp_p
     run(['bash', 'tools/dist_train.sh', epoch_cfg, '2', '--work-dir',
          str(straight)],
         env=dict(PORT=str(free_port())))
-    work, mark = tmp_path / 'killed', uuid.uuid4().hex
-    out = run(
-        ['bash', 'tools/dist_train.sh', epoch_cfg, '2', '--work-dir',
-         str(work)],
-        env={
-            'PORT': str(free_port()),
-            'MMLIERA_TEST_KILL_RANK': '1',
-            'MMLIERA_TEST_KILL_AFTER_ITER': '3',  # the middle of epoch 2
-            'MMLIERA_TEST_KILL_WAIT_FOR': 'epoch_1.pth',
-            MARK: mark
-        },
-        expect_fail=True)
-    exited = time.time()
-    assert 'SIGKILL' in out and exited - float((work / 'killed_at').read_text()) < 60
-    deadline = exited + 15
-    while job_processes(mark) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not job_processes(mark), 'processes of the killed job are still alive'
+    work = tmp_path / 'killed'  # killed after iteration 3: the middle of epoch 2
+    kill_rank_1_and_wait(epoch_cfg, work, 3, MMLIERA_TEST_KILL_WAIT_FOR='epoch_1.pth')
     assert (work / 'epoch_1.pth').is_file() and not (work / 'epoch_2.pth').exists()
     assert (work / 'epoch_1.pth.rng-rank1').is_file()
     assert (work / 'adapters_epoch_1.safetensors').is_file()
