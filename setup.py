@@ -33,7 +33,10 @@ setup(
     ],
     extras_require={
         # the linters of .pre-commit-config.yaml, checked by tests/test_lint.py
-        'tests': ['pytest>=7', 'pytest-timeout>=2.1', 'flake8>=7', 'isort>=5.13', 'yapf==0.43.0'],
+        'tests': [
+            'pytest>=7', 'pytest-timeout>=2.1', 'pytest-xdist>=3.5', 'flake8>=7', 'isort>=5.13',
+            'yapf==0.43.0'
+        ],
         # peft pulls transformers; >=4.47 breaks `import mmpretrain.models` (its BLIP module)
         'benchmark': ['peft>=0.17', 'transformers>=4.40,<4.47'],
         # mmdet's tools/analysis_tools: analyze_logs.py plots with seaborn, benchmark.py needs

@@ -6,9 +6,71 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-from helpers import DEMO, PRETRAIN, run, write_cfg  # noqa: E402
+from helpers import DEMO, PRETRAIN, run, tool_output, write_cfg  # noqa: E402
 
-import mmliera  # noqa: E402,F401  (registers everything)
+# test files that share a session fixture run on one xdist worker, so it is made once
+SHARED = {
+    'test_checkpoints.py': 'tiny_run',
+    'test_infer.py': 'tiny_run',
+}
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (setup.cfg): one worker per core this process may use, at most 4 (each worker
+    makes its own session fixtures)."""
+    return max(1, min(4, _cores() or 1))
+
+
+def pytest_configure(config):
+    """An xdist worker gets its share of the cores (torch threads here and, through
+    OMP_NUM_THREADS, in the tools it starts): two workers with two threads each on two cores
+    oversubscribe OpenMP, which slows some CPU kernels by orders of magnitude."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0') or 0)
+    if workers > 1:
+        import torch
+        threads = max(1, (_cores() or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        torch.set_num_threads(threads)
+
+
+# the longest groups (--durations of the whole suite), started first so that at the end no
+# worker waits alone for one of them (setup.cfg: --no-loadscope-reorder keeps this order)
+LONGEST_FIRST = [
+    'test_faults.py', 'test_end_to_end.py', 'test_compare_methods.py', 'tiny_run',
+    'test_benchmark.py', 'test_dora_pissa.py', 'test_study_protocol.py', 'test_any_backbone.py',
+    'test_fault_units.py', 'test_tool_errors.py', 'test_mmdet_tools.py'
+]
+
+
+def pytest_collection(session):
+    """mmliera registers everything before the test files are collected, wherever tests run (an
+    xdist worker, or a run without workers); the xdist controller, which runs none, skips the
+    import (about 9 s before the workers start)."""
+    if os.environ.get('PYTEST_XDIST_WORKER') or not session.config.getoption('numprocesses', 0):
+        import mmliera  # noqa: F401
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For ``--dist loadgroup`` (setup.cfg): a test file runs whole on one worker (its module
+    fixtures are made once), files of :data:`SHARED` with the others of their group; the groups
+    of :data:`LONGEST_FIRST` come first. Runs before xdist reads the groups."""
+    groups = {}
+    for item in items:
+        marks = [
+            m.args[0] if m.args else m.kwargs.get('name') for m in item.iter_markers('xdist_group')
+        ]
+        if not marks:
+            name = os.path.basename(item.nodeid.split('::')[0])
+            marks = [SHARED.get(name, name)]
+            item.add_marker(pytest.mark.xdist_group(marks[0]))
+        groups[item.nodeid] = marks[0]
+    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(groups[it.nodeid], len(rank)))  # stable: file order kept
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -57,27 +119,58 @@ def _mmdet_scope():
 
 @pytest.fixture(scope='session')
 def demo_run(tmp_path_factory):
-    """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule."""
+    """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule (the
+    pre-training is not evaluated: no test reads its mAP)."""
     tmp = tmp_path_factory.mktemp('demo')
     pretrained = tmp / 'pretrained' / 'backbone.pth'
     cfg = write_cfg(
         tmp / 'demo_short.py', DEMO, f"""
 pretrained = '{pretrained}'
 model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
-train_cfg = dict(max_iters=60, val_interval=60)
+train_cfg = dict(max_iters=40, val_interval=40)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=10, end=60, eta_min_ratio=0.05)]
-default_hooks = dict(checkpoint=dict(interval=60))
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=10, end=40, eta_min_ratio=0.05)]
+default_hooks = dict(checkpoint=dict(interval=40))
 custom_hooks = [
     dict(type='LieRAFreezeHook'),
     dict(type='AdapterCheckpointHook', interval=-1),
     dict(type='PretrainBackboneHook', config='{PRETRAIN}', checkpoint=pretrained,
-         cfg_options={{'train_cfg.max_iters': 60, 'train_cfg.val_interval': 60,
-                       'default_hooks.checkpoint.interval': 60,
-                       'param_scheduler.1.end': 60}}),
+         cfg_options={{'train_cfg.max_iters': 40, 'default_hooks.checkpoint.interval': 40,
+                       'param_scheduler.1.end': 40,
+                       'val_cfg': None, 'val_dataloader': None, 'val_evaluator': None}}),
 ]
 """)
     work = tmp / 'work'
     out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
-    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained, ckpt=str(work / 'iter_60.pth'))
+    return dict(cfg=cfg, work=work, out=out, pretrained=pretrained, ckpt=str(work / 'iter_40.pth'))
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+    """The one small trained run that the checkpoint, infer and export tests share (read it,
+    never write into it): the demo's LieRA Mask R-CNN (atto, a random "pretrained" backbone)
+    trained 2 iterations of batch 2 on 8 images through tools/train.py, then evaluated on its 4
+    val images."""
+    from tiny_demo import tiny_demo_cfg
+    tmp = tmp_path_factory.mktemp('tiny_run')
+    cfg = tiny_demo_cfg(tmp, iters=2, val_interval=2)
+    work = tmp / 'work'
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
+    return dict(
+        cfg=cfg,
+        work=work,
+        out=out,
+        ckpt=str(work / 'iter_2.pth'),
+        adapters=str(work / 'adapters_last.safetensors'),
+        pretrained=str(tmp / 'backbone.pth'),
+        val=tmp / 'data' / 'val')
+
+
+@pytest.fixture(scope='session')
+def tiny_export(tiny_run, tmp_path_factory):
+    """tools/merge_adapters.py on :func:`tiny_run`'s checkpoint: the folder with the plain mmdet
+    ``config.py`` and ``model.pth``."""
+    export = tmp_path_factory.mktemp('tiny_export') / 'export'
+    tool_output('merge_adapters', tiny_run['cfg'], tiny_run['ckpt'], export)
+    return export

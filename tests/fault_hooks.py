@@ -1,7 +1,5 @@
 """Test-only hooks that make faults happen at a chosen iteration (set by environment variables).
 
-- ``KillAfterIterHook``: MMLIERA_TEST_KILL_AFTER_ITER=N exits the process right after iteration
-  N's checkpoint, stopping its data-loader workers first (a clean simulated kill).
 - ``KillRankHook``: MMLIERA_TEST_KILL_RANK=R with MMLIERA_TEST_KILL_AFTER_ITER=N sends SIGKILL
   to rank R itself once iteration N's checkpoint (or the file MMLIERA_TEST_KILL_WAIT_FOR names
   in the work dir) is on disk (its workers are left as orphans); the time of the kill goes to
@@ -9,7 +7,6 @@
 - ``NaNAtIterHook``: MMLIERA_TEST_NAN_AT_ITER=N fills the box classifier's bias with NaN before
   iteration N, so that iteration's loss is NaN (on rank MMLIERA_TEST_NAN_RANK only, when set).
 """
-import multiprocessing
 import os
 import os.path as osp
 import signal
@@ -24,19 +21,6 @@ from mmengine.model import is_model_wrapper
 
 def _env_int(name):
     return int(os.environ.get(name, 0))
-
-
-@HOOKS.register_module()
-class KillAfterIterHook(Hook):
-    priority = 'LOWEST'  # after CheckpointHook
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        n = _env_int('MMLIERA_TEST_KILL_AFTER_ITER')
-        if n and runner.iter + 1 == n and 'MMLIERA_TEST_KILL_RANK' not in os.environ:
-            print(f'killed after iteration {n}', flush=True)
-            for child in multiprocessing.active_children():  # data loader workers
-                child.kill()
-            os._exit(17)
 
 
 @HOOKS.register_module()

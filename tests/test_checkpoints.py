@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from helpers import atto_detector_cfg, maps, mmliera_parts, run, write_cfg
+from helpers import atto_detector_cfg, maps, mmliera_parts, run, tool_output
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
@@ -23,26 +23,26 @@ def build(cfg_path, **adapter):
     return MODELS.build(cfg.model), cfg
 
 
-def trained(demo_run):
-    model, cfg = build(demo_run['cfg'])
+def trained(tiny_run):
+    model, cfg = build(tiny_run['cfg'])
     with mmengine_safe_globals():
-        load_checkpoint(model, demo_run['ckpt'], map_location='cpu', strict=True)
+        load_checkpoint(model, tiny_run['ckpt'], map_location='cpu', strict=True)
     return model, cfg
 
 
-def fresh_with_base(demo_run, **adapter):
-    model, cfg = build(demo_run['cfg'], **adapter)
+def fresh_with_base(tiny_run, **adapter):
+    model, cfg = build(tiny_run['cfg'], **adapter)
     with mmengine_safe_globals():
         model.init_weights()  # the pretrained base weights, B = 0
     return model
 
 
 @pytest.mark.slow
-def test_run_wrote_adapter_checkpoint_that_restores_exactly(demo_run):
-    path = demo_run['work'] / 'adapters_last.safetensors'
-    assert path.is_file()
-    ref, _ = trained(demo_run)
-    model = fresh_with_base(demo_run)
+def test_run_wrote_adapter_checkpoint_that_restores_exactly(tiny_run):
+    path = tiny_run['adapters']
+    assert osp.isfile(path)
+    ref, _ = trained(tiny_run)
+    model = fresh_with_base(tiny_run)
     assert not torch.equal(model.roi_head.bbox_head.fc_cls.weight,
                            ref.roi_head.bbox_head.fc_cls.weight)
     meta = load_adapter_checkpoint(model, str(path))
@@ -51,13 +51,13 @@ def test_run_wrote_adapter_checkpoint_that_restores_exactly(demo_run):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    full = os.path.getsize(demo_run['ckpt'])
+    full = os.path.getsize(tiny_run['ckpt'])
     assert os.path.getsize(path) < full / 2
 
 
 @pytest.mark.slow
-def test_roundtrip_holds_only_what_training_changed(demo_run, tmp_path):
-    model, cfg = trained(demo_run)
+def test_roundtrip_holds_only_what_training_changed(tiny_run, tmp_path):
+    model, cfg = trained(tiny_run)
     path = tmp_path / 'a.safetensors'
     n = save_adapter_checkpoint(model, str(path), config=cfg.pretty_text)
     from safetensors import safe_open
@@ -82,20 +82,20 @@ def _assert_untouched(model, before):
 @pytest.mark.parametrize('what',
                          ['rank', 'mode', 'arch', 'truncated', 'not_safetensors', 'other_format'])
 @pytest.mark.slow
-def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
-    path = str(demo_run['work'] / 'adapters_last.safetensors')
+def test_wrong_file_one_clear_error_nothing_loaded(tiny_run, tmp_path, what):
+    path = tiny_run['adapters']
     if what == 'rank':
-        model, msg = fresh_with_base(demo_run, rank=4), 'rank=8 in the file but 4 in the model'
+        model, msg = fresh_with_base(tiny_run, rank=4), 'rank=8 in the file but 4 in the model'
     elif what == 'mode':
-        model, msg = fresh_with_base(demo_run, mode='exp'), "mode='taylor' in the file"
+        model, msg = fresh_with_base(tiny_run, mode='exp'), "mode='taylor' in the file"
     elif what == 'arch':
-        cfg = Config.fromfile(demo_run['cfg'])
+        cfg = Config.fromfile(tiny_run['cfg'])
         cfg.model.backbone.arch = 'femto'
         cfg.model.backbone.init_cfg = None
         cfg.model.neck.in_channels = [48, 96, 192, 384]
         model, msg = MODELS.build(cfg.model), 'does not fit this model'
     else:
-        model = fresh_with_base(demo_run)
+        model = fresh_with_base(tiny_run)
         bad = tmp_path / 'bad.safetensors'
         data = open(path, 'rb').read()
         if what == 'truncated':
@@ -116,21 +116,17 @@ def test_wrong_file_one_clear_error_nothing_loaded(demo_run, tmp_path, what):
 
 
 @pytest.mark.slow
-def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
-    out_dir = tmp_path / 'export'
-    run([
-        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
-        str(out_dir)
-    ])
+def test_merge_and_export_to_plain_mmdet(tiny_run, tiny_export, tmp_path):
+    out_dir = tiny_export  # tools/merge_adapters.py on the run's checkpoint (conftest.py)
     plain_cfg = Config.fromfile(str(out_dir / 'config.py'))
     assert plain_cfg.model.backbone.type == 'mmpretrain.ConvNeXt'
     assert mmliera_parts(plain_cfg) == []
-    assert mmliera_parts(Config.fromfile(demo_run['cfg']))  # the check sees what it checks
+    assert mmliera_parts(Config.fromfile(tiny_run['cfg']))  # the check sees what it checks
     plain = MODELS.build(plain_cfg.model)
     sd = torch.load(out_dir / 'model.pth', weights_only=True)['state_dict']
     assert not any('lora_' in k for k in sd)
     plain.load_state_dict(sd, strict=True)
-    adapted, _ = trained(demo_run)
+    adapted, _ = trained(tiny_run)
     plain.eval()
     adapted.eval()
     x = torch.rand(2, 3, 256, 256) * 255
@@ -150,34 +146,26 @@ def test_merge_and_export_to_plain_mmdet(demo_run, tmp_path):
     assert 'MMLIERA_NOT_IMPORTED' in out
     # merged weights are W' rounded once to float32 (the adapted model rounds inside the op):
     # features agree to 1e-5, so the mAPs agree up to a detection moving across a threshold
-    for plain_map, adapted_map in zip(maps(out), maps(demo_run['out'])):
-        assert abs(plain_map - adapted_map) <= 0.005, (maps(out), maps(demo_run['out']))
+    for plain_map, adapted_map in zip(maps(out), maps(tiny_run['out'])):
+        assert abs(plain_map - adapted_map) <= 0.005, (maps(out), maps(tiny_run['out']))
 
 
 @pytest.mark.slow
-def test_export_from_adapter_only_checkpoint(demo_run, tmp_path):
+def test_export_from_adapter_only_checkpoint(tiny_run, tiny_export, tmp_path):
     out_dir = tmp_path / 'export2'
-    run([
-        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'],
-        str(demo_run['work'] / 'adapters_last.safetensors'),
-        str(out_dir)
-    ])
+    tool_output('merge_adapters', tiny_run['cfg'], tiny_run['adapters'], out_dir)
     a = torch.load(out_dir / 'model.pth', weights_only=True)['state_dict']
-    run([
-        sys.executable, 'tools/merge_adapters.py', demo_run['cfg'], demo_run['ckpt'],
-        str(tmp_path / 'export3')
-    ])
-    b = torch.load(tmp_path / 'export3' / 'model.pth', weights_only=True)['state_dict']
+    b = torch.load(tiny_export / 'model.pth', weights_only=True)['state_dict']
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
-def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_path):
-    ck = safe_load(demo_run['ckpt'])
+def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(tiny_run, tmp_path):
+    ck = safe_load(tiny_run['ckpt'])
     assert {'meta', 'state_dict', 'optimizer', 'message_hub'} <= set(ck)
     # mmengine 0.10.7 calls plain torch.load: with mmliera imported the allow-list is
     # registered process-wide (issue 22), so that works as well
-    assert 'message_hub' in torch.load(demo_run['ckpt'], weights_only=True)
+    assert 'message_hub' in torch.load(tiny_run['ckpt'], weights_only=True)
 
     class Evil:
 
@@ -190,33 +178,8 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(demo_run, tmp_p
         safe_load(str(evil))
 
 
-@pytest.mark.slow
-def test_kill_and_resume_is_bit_identical(demo_run, tmp_path):
-    cfg = write_cfg(
-        tmp_path / 'resume.py', demo_run['cfg'], """
-custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
-train_cfg = dict(max_iters=8, val_interval=1000)
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
-default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=3))
-custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='KillAfterIterHook')]
-""")
-    base = [sys.executable, 'tools/train.py', cfg]
-    run(base + ['--work-dir', str(tmp_path / 'straight')])
-    killed = tmp_path / 'killed'
-    out = run(
-        base + ['--work-dir', str(killed)],
-        env=dict(MMLIERA_TEST_KILL_AFTER_ITER='4'),
-        expect_fail=True)
-    assert 'killed after iteration 4' in out and not (killed / 'iter_8.pth').exists()
-    out = run(base + ['--work-dir', str(killed), '--resume'])
-    assert 'resumed epoch: 0, iter: 4' in out
-    a = safe_load(str(tmp_path / 'straight' / 'iter_8.pth'))['state_dict']
-    b = safe_load(str(killed / 'iter_8.pth'))['state_dict']
-    trained_keys = [k for k in a if 'lora_' in k or not k.startswith('backbone.')]
-    assert any('lora_B' in k for k in trained_keys)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
+# kill and --resume, bit-identical: tests/test_faults.py (2 processes, by iteration and by
+# epoch, through tools/dist_train.sh) and tests/test_fault_units.py (one process, in-process)
 
 # adapter files of a small detector (atto), no training needed
 

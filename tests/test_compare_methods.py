@@ -6,21 +6,18 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from helpers import ROOT, tool_in_process
 from tiny_demo import TRANSFER
 from tiny_demo import tiny_transfer_cfg as tiny_method
 
-TOOL = os.path.join(ROOT, 'tools', 'compare_methods.py')
-
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, TOOL, *args],
-                          capture_output=True,
-                          text=True,
-                          timeout=900)
+    """The comparison driver in this process (its training runs are subprocesses as always):
+    returns (exit code, stdout)."""
+    code, out, err = tool_in_process('compare_methods', *args)
+    return code, out + err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,15 +226,14 @@ def comparison(tmp_path_factory):
         '--reference', 'lora', '--work-dir',
         str(work)
     ]
-    first = run_tool(*args)
-    return tmp, methods, work, first, args
+    code, out = run_tool(*args)
+    return tmp, methods, work, (code, out), args
 
 
 @pytest.mark.slow
 def test_runs_screen_on_val_choose_and_test_the_finals(comparison):
-    tmp, methods, work, done, _ = comparison
-    out = done.stdout
-    assert done.returncode == 1, out + done.stderr  # two methods failed
+    tmp, methods, work, (code, out), _ = comparison
+    assert code == 1, out  # two methods failed
     assert '[lora: screen 1/2] lr_mult=1 seed 0: training' in out
     assert '[lora: screen 2/2] lr_mult=30 seed 0: trained, val bbox' in out and 'ETA' in out
     assert 'lora: chose lr_mult=' in out
@@ -301,12 +297,12 @@ def test_restart_skips_what_is_done_and_a_changed_grid_runs_only_what_is_new(com
     tmp, methods, work, _, args = comparison
     ckpt = work / 'liera' / 'default' / 'seed_0' / 'iter_3.pth'
     stamp = ckpt.stat().st_mtime_ns
-    again = run_tool(*args)
-    assert again.returncode == 1
-    assert '[2/8] liera seed 0: done earlier' in again.stdout
-    assert 'broken seed 0: training' in again.stdout  # failed: run again
+    code, again = run_tool(*args)
+    assert code == 1
+    assert '[2/8] liera seed 0: done earlier' in again
+    assert 'broken seed 0: training' in again  # failed: run again
     assert ckpt.stat().st_mtime_ns == stamp  # not trained again
-    assert 'screen' not in again.stdout.split('lora: chose')[0]  # screening runs were kept
+    assert 'screen' not in again.split('lora: chose')[0]  # screening runs were kept
 
 
 @pytest.mark.slow
@@ -322,11 +318,11 @@ def test_a_run_from_another_backbone_is_reported_and_run_again(comparison, tmp_p
     lora = next(r for r in results['runs'] if r['method'] == 'lora')
     liera['start_sha256'] = lora['start_sha256'] = 'f' * 64  # earlier runs, another backbone
     (work / 'results.json').write_text(json.dumps(results))
-    done = run_tool(methods[1], '--seeds', '0', '--work-dir', str(work))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert 'liera seed 0: training' in done.stdout  # not "done earlier": run again
-    assert 'WARNING: started from a backbone with weights sha256' in done.stdout
-    assert 'ffffffffffffffff...' in done.stdout
+    code, out = run_tool(methods[1], '--seeds', '0', '--work-dir', str(work))
+    assert code == 0, out
+    assert 'liera seed 0: training' in out  # not "done earlier": run again
+    assert 'WARNING: started from a backbone with weights sha256' in out
+    assert 'ffffffffffffffff...' in out
 
 
 @pytest.mark.slow
@@ -337,9 +333,9 @@ def test_a_changed_config_is_run_again(comparison, tmp_path):
     changed = tmp_path / 'liera.py'  # the same method, one setting changed
     changed.write_text(
         f"_base_ = ['{methods[1]}']\noptim_wrapper = dict(optimizer=dict(lr=2e-3))\n")
-    done = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert 'liera seed 0: training' in done.stdout and 'done earlier' not in done.stdout
+    code, out = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
+    assert code == 0, out
+    assert 'liera seed 0: training' in out and 'done earlier' not in out
     rec = next(
         r for r in json.loads((work / 'results.json').read_text())['runs']
         if r['method'] == 'liera' and r['seed'] == 0)
@@ -347,30 +343,39 @@ def test_a_changed_config_is_run_again(comparison, tmp_path):
 
 
 @pytest.mark.slow
-def test_final_options_train_the_finals_anew_with_their_own_schedule(tmp_path):
-    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+def test_final_options_train_the_finals_anew_with_their_own_schedule(comparison, tmp_path):
+    """--final-cfg-options on the shared run's lora grid: the screening runs (the same settings
+    as before) are kept, the final run is trained anew with its own schedule."""
+    tmp, methods, shared, _, _ = comparison
     work, out = tmp_path / 'w', tmp_path / 'out'
+    shutil.copytree(shared, work)
+    out.mkdir()
+    shutil.copy(shared / 'results.json', out / 'results.json')
     args = [
-        lora, '--grid', 'lr_mult=1,10', '--seeds', '0', '--final-cfg-options',
+        methods[0], '--grid', 'lr_mult=1,30', '--seeds', '0', '--final-cfg-options',
         'train_cfg.max_iters=4', 'default_hooks.checkpoint.interval=4', '--work-dir',
         str(work), '--out-dir',
         str(out)
     ]
-    done = run_tool(*args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    runs = json.loads((out / 'results.json').read_text())['runs']
+    code, done = run_tool(*args)
+    assert code == 0, done
+    runs = [
+        r for r in json.loads((out / 'results.json').read_text())['runs'] if r['method'] == 'lora'
+    ]
     screen = [r for r in runs if r.get('screen')]
-    final = [r for r in runs if r.get('final')]
-    assert len(screen) == 2 and all('phase' not in r and 'bbox_mAP' not in r for r in screen)
-    assert len(final) == 1 and final[0]['phase'] == 'final' and final[0]['status'] == 'ok'
+    final = [r for r in runs if r.get('phase') == 'final']
+    assert len(screen) == 2 and all('phase' not in r for r in screen)
+    assert not any(r.get('final') for r in screen)  # the earlier final of seed 0 no longer is
+    assert len(final) == 1 and final[0]['final'] and final[0]['status'] == 'ok'
     assert final[0]['checkpoint'].endswith(f'{final[0]["setting_label"]}/final_seed_0/iter_4.pth')
     assert [p[0] for p in final[0]['val_curve']] == [2, 4]  # its own schedule
-    assert done.stdout.count('seed 0: training') == 3  # 2 screening runs + the final one
-    again = run_tool(*args)  # everything done: nothing runs
-    assert again.returncode == 0 and 'training' not in again.stdout
+    assert done.count('seed 0: training') == 1  # only the final run: screening was done
+    assert '[lora: screen' not in done and 'lora: chose' in done
+    code, again = run_tool(*args)  # everything done: nothing runs
+    assert code == 0 and 'training' not in again
     shutil.rmtree(work)  # a fresh clone: only the committed results are left
-    again = run_tool(*args)
-    assert again.returncode == 0 and 'training' not in again.stdout, again.stdout
+    code, again = run_tool(*args)
+    assert code == 0 and 'training' not in again, again
 
 
 def test_grid_without_a_validation_split_is_refused(tmp_path):

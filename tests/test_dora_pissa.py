@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, tool_output, write_cfg
 from mmdet.registry import MODELS
 from test_adapter_layers import CONVS, _grad_fns, randomize
+from tiny_demo import tiny_demo_cfg
 
 from mmliera import LieRAConv2d, LieRALinear, adapter_layers
 from mmliera.checkpoint.safe_load import safe_load
@@ -160,10 +161,10 @@ def test_detector_backbone_equals_mmpretrain_convnext_at_init(variant):
 
 @pytest.mark.parametrize('variant', ['dora', 'pissa'])
 @pytest.mark.slow
-def test_short_run_trains_and_evaluates(demo_run, tmp_path, variant):
+def test_short_run_trains_and_evaluates(tmp_path, variant):
     adapter = "dict(dora=True)" if variant == 'dora' else "dict(init='pissa')"
     cfg = write_cfg(
-        tmp_path / f'{variant}.py', demo_run['cfg'], f"""
+        tmp_path / f'{variant}.py', tiny_demo_cfg(tmp_path), f"""
 model = dict(backbone=dict(adapter={adapter}))
 train_cfg = dict(max_iters=20, val_interval=20)
 param_scheduler = []

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import torch
-from helpers import ROOT, free_port, hidden_cuda, run, start, stop_group, write_cfg
+from helpers import ROOT, free_port, hidden_cuda, run, start, stop_group, tool_in_process, write_cfg
 from tiny_demo import tiny_demo_cfg
 
 from mmliera.checkpoint.safe_load import safe_load
@@ -21,18 +21,24 @@ MARK = 'MMLIERA_TEST_JOB_MARK'
 
 @pytest.fixture(scope='module', autouse=True)
 def _on_the_cpu():
-    """These runs compare CPU (gloo) multi-process jobs bit for bit: the CPU even where a GPU is."""
+    """These runs compare CPU (gloo) multi-process jobs bit for bit: the CPU even where a GPU is,
+    and every job's threads set the same way, by dist_run.sh (its share of the cores per local
+    process), not by an OMP_NUM_THREADS that an xdist worker sets for what its tests start."""
+    omp = os.environ.pop('OMP_NUM_THREADS', None)
     with hidden_cuda():
         yield
+    if omp is not None:
+        os.environ['OMP_NUM_THREADS'] = omp
 
 
 @pytest.fixture(scope='module')
 def fault_cfg(tmp_path_factory):
-    """The tiny demo, 4 iterations of batch 2, checkpoints every 2, one loader worker, and the
-    fault hooks of tests/fault_hooks.py (inactive unless their variables are set)."""
+    """The tiny demo, 4 iterations of batch 2, checkpoints every 2, one loader worker, no
+    validation (no test reads its mAP), and the fault hooks of tests/fault_hooks.py (inactive
+    unless their variables are set)."""
     tmp = tmp_path_factory.mktemp('faults')
     return write_cfg(
-        tmp / 'faults.py', tiny_demo_cfg(tmp, iters=4), """
+        tmp / 'faults.py', tiny_demo_cfg(tmp, iters=4, validate=False), """
 custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
 train_dataloader = dict(num_workers=1, persistent_workers=True)
 default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=3))
@@ -191,24 +197,20 @@ def test_resume_past_a_truncated_checkpoint_with_another_process_count(
 
 
 def test_resume_with_nothing_readable_is_one_error(fault_cfg, tmp_path):
+    """(in-process: it stops before any training; tests/test_tool_errors.py checks that a real
+    process shows one line and no traceback)"""
     work = tmp_path / 'w'
     work.mkdir()
     (work / 'iter_2.pth').write_bytes(b'PK\x03\x04 cut short')
-    out = run([sys.executable, 'tools/train.py', fault_cfg, '--work-dir',
-               str(work), '--resume'],
-              expect_fail=True)
-    last = out.strip().splitlines()[-1]
-    assert last.startswith(f'error: --resume: no checkpoint in {work} can be read ({work}/'
-                           'iter_2.pth: truncated'), last
-    assert 'Traceback' not in out
-    out = run([
-        sys.executable, 'tools/train.py', fault_cfg, '--work-dir',
-        str(work), '--resume',
-        str(work / 'iter_2.pth')
-    ],
-              expect_fail=True)
-    assert out.strip().splitlines()[-1].startswith(
-        f'error: --resume {work}/iter_2.pth: the checkpoint cannot be read (truncated')
+    code, _, err = tool_in_process('train', fault_cfg, '--work-dir', work, '--resume')
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith(
+        f'error: --resume: no checkpoint in {work} can be read ({work}/iter_2.pth: truncated'), err
+    assert 'Traceback' not in err
+    code, _, err = tool_in_process('train', fault_cfg, '--work-dir', work, '--resume',
+                                   work / 'iter_2.pth')
+    assert code == 1 and err.strip().splitlines()[-1].startswith(
+        f'error: --resume {work}/iter_2.pth: the checkpoint cannot be read (truncated'), err
 
 
 def test_nan_loss_stops_training_with_one_error(fault_cfg, tmp_path):

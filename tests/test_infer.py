@@ -1,40 +1,25 @@
 """tools/infer.py: pictures + JSON from an mmengine checkpoint, adapter safetensors, export."""
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import tool_in_process, tool_output
 from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
-from tiny_demo import tiny_demo_cfg
 
 from mmliera import AdapterCheckpointError
 from mmliera.apis.inference import LieRAInferencer, predict
 from mmliera.checkpoint.fit import CheckpointMismatchError
 
-pytestmark = pytest.mark.slow  # a trained run and inference through tools/
+pytestmark = pytest.mark.slow  # a trained run (conftest.py: tiny_run) and inference
+
+# tools/infer.py runs in this process (tests/helpers.py: tool_in_process); that a real process
+# shows one error line and no traceback is tests/test_tool_errors.py's check
 
 CLASSES = ['square', 'disc', 'triangle']
 THR = 0.05  # the model trains 2 iterations: its scores are low, but it predicts
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-    """The demo's LieRA model trained 2 iterations on 8 images, through tools/train.py."""
-    tmp = tmp_path_factory.mktemp('infer')
-    cfg = tiny_demo_cfg(tmp)
-    work = tmp / 'work'
-    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
-    return dict(
-        cfg=cfg,
-        work=work,
-        out=out,
-        ckpt=str(work / 'iter_2.pth'),
-        adapters=str(work / 'adapters_last.safetensors'),
-        val=tmp / 'data' / 'val')
 
 
 @pytest.fixture(scope='module')
@@ -90,12 +75,8 @@ def test_train_ends_saying_how_to_make_pictures(tiny_run):
 
 
 def test_mmengine_checkpoint_on_a_folder(tiny_run, reference, tmp_path):
-    out = run([
-        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
-        str(tiny_run['val']), '--out-dir',
-        str(tmp_path), '--score-thr',
-        str(THR), '--device', 'cpu'
-    ])
+    out = tool_output('infer', tiny_run['cfg'], tiny_run['ckpt'], tiny_run['val'], '--out-dir',
+                      tmp_path, '--score-thr', THR, '--device', 'cpu')
     images = [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(4)]
     data = check_output(tmp_path, images)
     assert f'4 images, {sum(len(e["scores"]) for e in data["images"])} instances' in out
@@ -105,28 +86,18 @@ def test_mmengine_checkpoint_on_a_folder(tiny_run, reference, tmp_path):
 
 def test_adapter_safetensors_on_a_glob(tiny_run, reference, tmp_path):
     pattern = str(tiny_run['val'] / '00000[01].jpg')
-    run([
-        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['adapters'], pattern,
-        '--out-dir',
-        str(tmp_path), '--score-thr',
-        str(THR)
-    ])
+    tool_output('infer', tiny_run['cfg'], tiny_run['adapters'], pattern, '--out-dir', tmp_path,
+                '--score-thr', THR)
     data = check_output(tmp_path, [str(tiny_run['val'] / f'{i:06d}.jpg') for i in range(2)])
     for a, b in zip(data['images'], reference['images']):
         same_predictions(a, b)  # base weights from the config's init_cfg + the adapters
 
 
-def test_exported_plain_model(tiny_run, reference, tmp_path):
-    export = tmp_path / 'export'
-    run([sys.executable, 'tools/merge_adapters.py', tiny_run['cfg'], tiny_run['ckpt'], str(export)])
+def test_exported_plain_model(tiny_run, tiny_export, reference, tmp_path):
+    export = tiny_export
     img = str(tiny_run['val'] / '000000.jpg')
-    run([
-        sys.executable, 'tools/infer.py',
-        str(export / 'config.py'),
-        str(export / 'model.pth'), img, '--out-dir',
-        str(tmp_path / 'out'), '--score-thr',
-        str(THR)
-    ])
+    tool_output('infer', export / 'config.py', export / 'model.pth', img, '--out-dir',
+                tmp_path / 'out', '--score-thr', THR)
     data = check_output(tmp_path / 'out', [img])
     same_predictions(data['images'][0], reference['images'][0])
     # each file only with its own config
@@ -137,28 +108,23 @@ def test_exported_plain_model(tiny_run, reference, tmp_path):
 
 
 def test_no_images_one_clear_error(tiny_run, tmp_path):
-    out = run([
-        sys.executable, 'tools/infer.py', tiny_run['cfg'], tiny_run['ckpt'],
-        str(tmp_path / 'nothing' / '*.jpg'), '--out-dir',
-        str(tmp_path / 'o')
-    ],
-              expect_fail=True)
-    assert f"error: no images found for '{tmp_path / 'nothing' / '*.jpg'}'" in out
-    assert 'Traceback' not in out and not (tmp_path / 'o').exists()
+    code, _, err = tool_in_process('infer', tiny_run['cfg'], tiny_run['ckpt'],
+                                   tmp_path / 'nothing' / '*.jpg', '--out-dir', tmp_path / 'o')
+    assert code == 1 and err.strip().splitlines()[-1].startswith(
+        f"error: no images found for '{tmp_path / 'nothing' / '*.jpg'}': give image files"), err
+    assert not (tmp_path / 'o').exists()
 
 
 def test_checkpoint_that_does_not_fit_one_clear_error(tiny_run, tmp_path):
-    backbone = str(tiny_run['val'].parent.parent / 'backbone.pth')
-    out = run([
-        sys.executable, 'tools/infer.py', tiny_run['cfg'], backbone,
-        str(tiny_run['val']), '--out-dir',
-        str(tmp_path / 'o')
-    ],
-              expect_fail=True)
-    assert (f'error: checkpoint {backbone} has no weights for backbone.*.lora_* (80), '
-            'neck.* (16), roi_head.* (16), rpn_head.* (6)') in out
-    assert 'pass a checkpoint written by tools/train.py' in out
-    assert 'Traceback' not in out and not (tmp_path / 'o').exists()
+    backbone = tiny_run['pretrained']
+    code, _, err = tool_in_process('infer', tiny_run['cfg'], backbone, tiny_run['val'], '--out-dir',
+                                   tmp_path / 'o')
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and 'Traceback' not in err, err
+    assert last.startswith(f'error: checkpoint {backbone} has no weights for backbone.*.lora_* '
+                           '(80), neck.* (16), roi_head.* (16), rpn_head.* (6)'), last
+    assert 'pass a checkpoint written by tools/train.py' in last
+    assert not (tmp_path / 'o').exists()
     cfg = Config.fromfile(tiny_run['cfg'])
     cfg.model.backbone.adapter.rank = 4
     with pytest.raises(AdapterCheckpointError, match='rank=8 in the file but 4 in the model'):

@@ -26,9 +26,14 @@ def write_random_backbone(path, arch='atto'):
     return str(path)
 
 
-def tiny_demo_cfg(tmp, iters=2):
+NO_VALIDATION = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
+
+
+def tiny_demo_cfg(tmp, iters=2, val_interval=1000, validate=True):
     """The demo config with 8 train / 4 val images under ``tmp/data`` (made on first use), the
-    backbone from :func:`write_random_backbone` and ``iters`` iterations of batch 2."""
+    backbone from :func:`write_random_backbone` and ``iters`` iterations of batch 2; validation
+    every ``val_interval`` and after the last iteration (mmengine's loop), none at all with
+    ``validate=False`` (for runs whose mAP no test reads; the test split stays)."""
     pretrained = tmp / 'backbone.pth'
     if not pretrained.exists():
         write_random_backbone(pretrained)
@@ -45,10 +50,10 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
-train_cfg = dict(max_iters={iters}, val_interval=1000)
+train_cfg = dict(max_iters={iters}, val_interval={val_interval})
 default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
 custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='AdapterCheckpointHook', interval=-1)]
-""")
+""" + ('' if validate else NO_VALIDATION))
 
 
 def tiny_transfer_cfg(tmp, name, base, extra=''):

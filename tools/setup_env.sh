@@ -166,7 +166,7 @@ fi
 if have "import importlib.metadata as md, importlib.util as u, os
 for n, v in [('mmengine', '0.10.7'), ('mmdet', '3.3.0'), ('mmpretrain', '1.2.0')]:
     assert md.version(n) == v
-for n in ['pytest', 'pytest_timeout', 'safetensors', 'pycocotools', 'flake8', 'isort', 'yapf', 'seaborn', 'psutil']:
+for n in ['pytest', 'pytest_timeout', 'xdist', 'safetensors', 'pycocotools', 'flake8', 'isort', 'yapf', 'seaborn', 'psutil']:
     assert u.find_spec(n) is not None
 spec = u.find_spec('mmliera')
 assert spec is not None and os.path.samefile(os.path.dirname(spec.origin), os.path.join('$ROOT', 'mmliera'))"; then
