@@ -1,6 +1,7 @@
 """type='LieRA' on any registered backbone: names unchanged, plain checkpoints load, identity at
 init, only adapter factors train, clear errors; R-50 and Swin-T configs train on the demo data."""
 import os
+import time
 
 import numpy as np
 import pytest
@@ -114,6 +115,7 @@ def test_config_trains_on_demo_data_with_loss_falling(config, channels, tmp_path
     cfg.optim_wrapper.optimizer.lr = 5e-4
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     cfg.work_dir = str(tmp_path)
+    cfg.experiment_name = f'{config}_{time.time_ns()}'  # its own logger (see test_freeze_hook)
     runner = build_runner(cfg)
     runner.train()
     losses = runner.message_hub.get_scalar('train/loss')._log_history

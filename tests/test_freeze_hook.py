@@ -1,5 +1,6 @@
 """LieRAFreezeHook + LieRARunner: policy, table, loud failure (single process)."""
 import os
+import time
 import types
 
 import pytest
@@ -77,7 +78,10 @@ def make_runner(tmp_path,
             SnapshotHook(), *extra_hooks
         ],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=-1)),
-        default_scope='mmdet')
+        default_scope='mmdet',
+        # a name of its own: mmengine's default (the second it starts) would hand a runner made
+        # in the same second as another one that runner's logger and log file
+        experiment_name=f'toy_{time.time_ns()}')
 
 
 def snapshot(model):
