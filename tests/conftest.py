@@ -6,7 +6,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-from helpers import DEMO, PRETRAIN, run, tool_output, write_cfg  # noqa: E402
+from helpers import DEMO, PRETRAIN, runner_output, tool_output, write_cfg  # noqa: E402
 
 # test files that share a session fixture run on one xdist worker, so it is made once
 SHARED = {
@@ -119,8 +119,9 @@ def _mmdet_scope():
 
 @pytest.fixture(scope='session')
 def demo_run(tmp_path_factory):
-    """The demo through tools/train.py: pretrain stage (hook) then LieRA, short schedule (the
-    pre-training is not evaluated: no test reads its mAP)."""
+    """The demo through tools/train.py (in this process; the hook's pre-training is a process of
+    its own as always): pretrain stage then LieRA, short schedule (the pre-training is not
+    evaluated: no test reads its mAP)."""
     tmp = tmp_path_factory.mktemp('demo')
     pretrained = tmp / 'pretrained' / 'backbone.pth'
     cfg = write_cfg(
@@ -142,7 +143,7 @@ custom_hooks = [
 ]
 """)
     work = tmp / 'work'
-    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
+    out = runner_output('train', cfg, '--work-dir', work)
     return dict(cfg=cfg, work=work, out=out, pretrained=pretrained, ckpt=str(work / 'iter_40.pth'))
 
 
@@ -150,13 +151,13 @@ custom_hooks = [
 def tiny_run(tmp_path_factory):
     """The one small trained run that the checkpoint, infer and export tests share (read it,
     never write into it): the demo's LieRA Mask R-CNN (atto, a random "pretrained" backbone)
-    trained 2 iterations of batch 2 on 8 images through tools/train.py, then evaluated on its 4
-    val images."""
+    trained 2 iterations of batch 2 on 8 images through tools/train.py (in this process),
+    then evaluated on its 4 val images."""
     from tiny_demo import tiny_demo_cfg
     tmp = tmp_path_factory.mktemp('tiny_run')
     cfg = tiny_demo_cfg(tmp, iters=2, val_interval=2)
     work = tmp / 'work'
-    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)])
+    out = runner_output('train', cfg, '--work-dir', work)
     return dict(
         cfg=cfg,
         work=work,

@@ -231,3 +231,16 @@ def tool_output(tool, *args, env=None):
     code, out, err = tool_in_process(tool, *args, env=env)
     assert code == 0, (out + err)[-6000:]
     return out + err
+
+
+def runner_output(tool, *args, env=None, expect_fail=False):
+    """stdout + stderr of ``tools/train.py`` or ``tools/test.py`` run in this process (see
+    :func:`tool_in_process`), which must succeed (or fail: ``expect_fail``). The runner gets an
+    experiment name of its own: mmengine names its logger and visualizer after the config file
+    and the second it starts, so a second runner of the same config in the same second would
+    write into the first one's log."""
+    import uuid
+    code, out, err = tool_in_process(
+        tool, *args, '--cfg-options', f'experiment_name=run_{uuid.uuid4().hex}', env=env)
+    assert (code != 0) if expect_fail else (code == 0), (out + err)[-6000:]
+    return out + err

@@ -49,10 +49,12 @@ PAPER = {
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory):
+    """Every method, the memory workers forked from a server holding the imports (--memory
+    fork; the new-interpreter default runs in test_amp_on_cpu_is_bf16_autocast)."""
     out_dir = tmp_path_factory.mktemp('bench')
     out = run([
         sys.executable, 'tools/benchmark.py', '--device', 'cpu', '--arch', 'atto', '--size', '64',
-        '--repeats', '2', '--warmup', '1', '--out',
+        '--repeats', '2', '--warmup', '1', '--memory', 'fork', '--out',
         str(out_dir), '--methods', *METHODS
     ])
     data = json.loads((out_dir / 'benchmark.json').read_text())
@@ -63,6 +65,7 @@ def bench(tmp_path_factory):
 def test_rows_and_counts(bench):
     out, data, table = bench
     assert 'device: cpu' in out and 'device cpu' in data['setting']
+    assert 'peak memory of each method in a process of its own forked' in data['setting']
     expected = [m for m in METHODS if HAVE_PEFT or not m.startswith('peft_')]
     if not HAVE_PEFT:
         assert "PEFT is not installed (pip install peft): skipping ['peft_lora', 'peft_hira']" \
@@ -176,6 +179,7 @@ def test_amp_on_cpu_is_bf16_autocast(tmp_path):
     ])
     data = json.loads((tmp_path / 'benchmark.json').read_text())
     assert ', autocast bfloat16, ' in data['setting']
+    assert data['setting'].endswith('peak memory of each method in its own process')
     rows = {r['method']: r for r in data['rows']}
     assert set(rows) == {'lora', 'liera'} and all(r['peak_mb'] > 0 for r in rows.values())
 

@@ -1,12 +1,12 @@
 """DoRA and PiSSA coupled with LieRA: identity at init, gradients, merge, counts, training."""
 import re
-import sys
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from helpers import ROOT, assert_adapters_trained, atto_detector_cfg, run, tool_output, write_cfg
+from helpers import (ROOT, assert_adapters_trained, atto_detector_cfg, runner_output, tool_output,
+                     write_cfg)
 from mmdet.registry import MODELS
 from test_adapter_layers import CONVS, _grad_fns, randomize
 from tiny_demo import tiny_demo_cfg
@@ -171,7 +171,10 @@ param_scheduler = []
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=20))
 custom_hooks = [dict(type='LieRAFreezeHook')]
 """)
-    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(tmp_path / 'w')])
+    # the tiny demo's 256 px images at half size (a quarter of the compute), in and for val
+    out = runner_output('train', cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
+                        'train_dataloader.dataset.pipeline.2.scale=(128,128)',
+                        'val_dataloader.dataset.pipeline.1.scale=(128,128)')
     losses = [float(v) for v in re.findall(r'Iter\(train\).*?\sloss: ([\d.]+)', out)]
     assert len(losses) == 20
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses

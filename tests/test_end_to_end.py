@@ -1,11 +1,11 @@
 """Train / test / distributed / resume through the tools on the generated data (CPU)."""
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
-from helpers import assert_adapters_trained, free_port, maps, run, write_cfg
+from helpers import assert_adapters_trained, free_port, maps, run, runner_output, write_cfg
+from tiny_demo import NO_VALIDATION
 
 pytestmark = pytest.mark.slow  # training runs through tools/
 
@@ -55,11 +55,8 @@ def test_pretrained_load_is_one_info_line(demo_run):
 
 def test_test_tool_reports_the_same_map(demo_run, tmp_path):
     out_pkl = tmp_path / 'results.pkl'
-    out = run([
-        sys.executable, 'tools/test.py', demo_run['cfg'], demo_run['ckpt'], '--work-dir',
-        str(tmp_path / 'test'), '--out',
-        str(out_pkl), '--show-dir', 'shows'
-    ])
+    out = runner_output('test', demo_run['cfg'], demo_run['ckpt'], '--work-dir', tmp_path / 'test',
+                        '--out', out_pkl, '--show-dir', 'shows')
     # --out: mmdet's DumpDetResults, one entry per val image with boxes, scores, labels, masks
     import pickle
     with open(out_pkl, 'rb') as f:
@@ -96,12 +93,9 @@ def test_dist_test_two_processes_same_map(demo_run, tmp_path):
 
 def test_dist_train_two_cpu_processes(demo_run, tmp_path):
     cfg = write_cfg(
-        tmp_path / 'dist.py', demo_run['cfg'], """
+        tmp_path / 'dist.py', demo_run['cfg'], NO_VALIDATION + """
 custom_imports = dict(imports=['mmliera', 'dist_probe_hook'], allow_failed_imports=False)
 train_cfg = dict(max_iters=4, val_interval=100)
-val_cfg = None  # no test reads its mAP
-val_dataloader = None
-val_evaluator = None
 train_dataloader = dict(batch_size=2)
 default_hooks = dict(logger=dict(interval=1))
 find_unused_parameters = False
@@ -143,12 +137,10 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='ParamProbeHook')]
 
 def test_resume_from_a_given_checkpoint_and_auto_scale_lr(demo_run, tmp_path):
     work = tmp_path / 'from_ckpt'
-    out = run([
-        sys.executable, 'tools/train.py', demo_run['cfg'], '--work-dir',
-        str(work), '--resume', demo_run['ckpt'], '--auto-scale-lr', '--cfg-options',
-        'train_cfg.max_iters=42', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-        'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'
-    ])
+    out = runner_output('train', demo_run['cfg'], '--work-dir', work, '--resume', demo_run['ckpt'],
+                        '--auto-scale-lr', '--cfg-options', 'train_cfg.max_iters=42',
+                        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
+                        'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2')
     assert f'Load checkpoint from {demo_run["ckpt"]}' in out
     assert 'resumed epoch: 0, iter: 40' in out and 'Iter(train) [42/42]' in out
     assert 'Iter(train) [40/42]' not in out and (work / 'iter_42.pth').is_file()

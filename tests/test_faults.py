@@ -3,13 +3,13 @@
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import torch
-from helpers import ROOT, free_port, hidden_cuda, run, start, stop_group, tool_in_process, write_cfg
+from helpers import (ROOT, free_port, hidden_cuda, run, runner_output, start, stop_group,
+                     tool_in_process, write_cfg)
 from tiny_demo import tiny_demo_cfg
 
 from mmliera.checkpoint.safe_load import safe_load
@@ -186,10 +186,8 @@ def test_resume_past_a_truncated_checkpoint_with_another_process_count(
     data = (work / 'iter_4.pth').read_bytes()
     (work / 'iter_4.pth').write_bytes(data[:len(data) // 3])  # e.g. an older run's cut save
     (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
-    out = run([
-        sys.executable, 'tools/train.py', fault_cfg, '--work-dir',
-        str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=3'
-    ])
+    out = runner_output('train', fault_cfg, '--work-dir', work, '--resume', '--cfg-options',
+                        'train_cfg.max_iters=3')
     assert f'--resume: {work / "iter_4.pth"} cannot be read (truncated' in out
     assert f'resuming from {work / "iter_2.pth"}, the newest readable checkpoint' in out
     assert 'was saved by a run of 2 processes, this run has 1' in out
@@ -215,10 +213,13 @@ def test_resume_with_nothing_readable_is_one_error(fault_cfg, tmp_path):
 
 def test_nan_loss_stops_training_with_one_error(fault_cfg, tmp_path):
     work = tmp_path / 'w'
-    out = run([sys.executable, 'tools/train.py', fault_cfg, '--work-dir',
-               str(work)],
-              env=dict(MMLIERA_TEST_NAN_AT_ITER='3'),
-              expect_fail=True)
+    out = runner_output(
+        'train',
+        fault_cfg,
+        '--work-dir',
+        work,
+        env=dict(MMLIERA_TEST_NAN_AT_ITER='3'),
+        expect_fail=True)
     last = out.strip().splitlines()[-1]
     assert last.startswith('error: iteration 3: the loss is not finite (loss=nan, loss_cls=nan)'
                            f'; training stopped before this step was saved, the last checkpoint '

@@ -26,7 +26,8 @@ of squared outputs of the four stages. Methods:
 
 Times: all methods in one process, interleaved (warm-up, then ``repeats`` rounds), median and
 min-max; on CUDA timed with CUDA events around the step. Peak memory: CPU, each method in its
-own process (peak RSS = VmHWM); CUDA, ``torch.cuda.max_memory_allocated`` of each method's
+own process (peak RSS = VmHWM; ``--memory fork``: forked from a server holding the imports,
+no interpreter start-up per method); CUDA, ``torch.cuda.max_memory_allocated`` of each method's
 steps in the same process once the others are freed (``--memory process`` for a fresh process
 each), also shown as the part above the memory of the built model (what the steps add).
 PEFT is an optional dependency (``pip install peft``); without it those rows are skipped.
@@ -207,6 +208,46 @@ def peak_memory(method, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _memory_child(method, args, conn):
+    """In a process of its own: ``method``'s peak memory (dict), or the traceback (str), sent
+    through ``conn``."""
+    try:
+        conn.send(measure_memory(method, args, torch.device(args.device), 1, 2))
+    except BaseException:
+        import traceback
+        conn.send(traceback.format_exc())
+    finally:
+        conn.close()
+
+
+def peak_memory_forked(methods, args):
+    """``--memory fork``: {method: peak memory} with each method in a process of its own,
+    forked from a server that imported torch, mmpretrain and mmliera once (``multiprocessing``'s
+    forkserver, started apart from this process and its models): no interpreter start-up per
+    method. Its peak RSS counts that method alone, but not the shared-library pages that only
+    the imports touched (a new interpreter's count does: CPU, about 340 MB more)."""
+    import multiprocessing as mp
+    ctx = mp.get_context('forkserver')
+    ctx.set_forkserver_preload(['torch', 'mmpretrain.models', 'mmliera'] +
+                               (['peft'] if have_peft() else []))
+    found = {}
+    for method in methods:
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_memory_child, args=(method, args, send), daemon=True)
+        proc.start()
+        send.close()
+        try:
+            result = recv.recv()
+        except EOFError:  # it died without a word (killed, out of memory)
+            result = None
+        proc.join()
+        if not isinstance(result, dict):
+            raise RuntimeError(f'memory worker for {method} failed (exit code {proc.exitcode}):'
+                               f'\n{(result or "")[-3000:]}')
+        found[method] = result
+    return found
+
+
 def _status_mb(key):
     """A /proc/self/status figure (kB) in MB. VmHWM is the peak RSS of this program image:
     unlike getrusage's ru_maxrss it does not inherit the parent's high-water mark via fork."""
@@ -319,13 +360,14 @@ def report(times, counts, memory, above, args, device):
     else:
         where = f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     amp = amp_dtype(args, device)
-    head = (
-        f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
-        f'{args.rank}, device {device} ({where}), torch {torch.__version__}, ' +
-        (f'autocast {str(amp).replace("torch.", "")}, ' if amp else 'fp32, ') +
-        f'{args.repeats} timed rounds after {args.warmup} warm-up' +
-        ('' if args.no_memory else ', peak memory of each method ' +
-         ('in one process, the others freed' if args.memory == 'inline' else 'in its own process')))
+    head = (f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
+            f'{args.rank}, device {device} ({where}), torch {torch.__version__}, ' +
+            (f'autocast {str(amp).replace("torch.", "")}, ' if amp else 'fp32, ') +
+            f'{args.repeats} timed rounds after {args.warmup} warm-up' +
+            ('' if args.no_memory else ', peak memory of each method ' + dict(
+                inline='in one process, the others freed',
+                fork='in a process of its own forked from one holding the imports',
+                process='in its own process')[args.memory]))
     lines = [
         head, '', '| method | trainable params | step time median (s) | min-max (s) | '
         'peak memory (MB) | of which steps (MB) |', '|---|---:|---:|---:|---:|---:|'
@@ -361,11 +403,13 @@ def main(argv=None):
     p.add_argument('--no-memory', action='store_true', help='skip the peak memory')
     p.add_argument(
         '--memory',
-        choices=['process', 'inline'],
-        help='peak memory of each method in a fresh process (the CPU default) or '
-        'in this process after the others are freed (the CUDA default: the '
-        "allocator's peak counts live tensors only; saves a start-up per "
-        'method). CPU needs process: its peak RSS never goes down')
+        choices=['process', 'fork', 'inline'],
+        help='peak memory of each method in a new interpreter (process: the CPU default), '
+        'in a process forked from one that holds the imports (fork: no start-up per '
+        'method; on CPU its RSS leaves out library pages that only the imports touch) or '
+        'in this process after the others are freed (inline: the CUDA default; the '
+        "allocator's peak counts live tensors only). CPU needs process or fork: its peak "
+        'RSS never goes down')
     p.add_argument(
         '--device',
         default='cuda' if torch.cuda.is_available() else 'cpu',
@@ -400,7 +444,7 @@ def main(argv=None):
         raise UsageError(f'--device {args.device}: use cpu or cuda')
     if args.memory == 'inline' and device.type != 'cuda':
         raise UsageError('--memory inline needs --device cuda (the CPU peak RSS never goes '
-                         'down); use --memory process')
+                         'down); use --memory process or fork')
     args.memory = args.memory or ('inline' if device.type == 'cuda' else 'process')
     if args.worker:
         return worker(args, device)
@@ -418,6 +462,8 @@ def main(argv=None):
         mem = {}
     elif args.memory == 'inline':
         mem = {m: measure_memory(m, args, device, 1, 2) for m in methods}
+    elif args.memory == 'fork':
+        mem = peak_memory_forked(methods, args)
     else:
         mem = {m: peak_memory(m, args) for m in methods}
     memory = {m: v['peak_mb'] for m, v in mem.items()}
