@@ -235,12 +235,14 @@ def tool_output(tool, *args, env=None):
 
 def runner_output(tool, *args, env=None, expect_fail=False):
     """stdout + stderr of ``tools/train.py`` or ``tools/test.py`` run in this process (see
-    :func:`tool_in_process`), which must succeed (or fail: ``expect_fail``). The runner gets an
-    experiment name of its own: mmengine names its logger and visualizer after the config file
-    and the second it starts, so a second runner of the same config in the same second would
-    write into the first one's log."""
+    :func:`tool_in_process`), which must succeed (or fail: ``expect_fail``). The runner gets a
+    logger and a visualizer of its own: mmengine keeps one instance per name in the process,
+    names the logger after the config file and the second the run starts, and mmdet's configs
+    name the visualizer 'visualizer', so a later runner would write its log and its scalars
+    into an earlier run's files."""
     import uuid
+    name = f'run_{uuid.uuid4().hex}'
     code, out, err = tool_in_process(
-        tool, *args, '--cfg-options', f'experiment_name=run_{uuid.uuid4().hex}', env=env)
+        tool, *args, '--cfg-options', f'experiment_name={name}', f'visualizer.name={name}', env=env)
     assert (code != 0) if expect_fail else (code == 0), (out + err)[-6000:]
     return out + err

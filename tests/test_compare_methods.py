@@ -327,19 +327,22 @@ def test_a_run_from_another_backbone_is_reported_and_run_again(comparison, tmp_p
 
 @pytest.mark.slow
 def test_a_changed_config_is_run_again(comparison, tmp_path):
+    """The same method with one setting changed: its earlier run is not reused. (The change
+    makes the run fail in its first seconds: what is checked is that it runs again.)"""
     tmp, methods, shared, _, _ = comparison
     work = tmp_path / 'w'
     shutil.copytree(shared, work)
-    changed = tmp_path / 'liera.py'  # the same method, one setting changed
+    changed = tmp_path / 'liera.py'
     changed.write_text(
-        f"_base_ = ['{methods[1]}']\noptim_wrapper = dict(optimizer=dict(lr=2e-3))\n")
+        f"_base_ = ['{methods[1]}']\noptim_wrapper = dict(optimizer=dict(lr=-2e-3))\n")
     code, out = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
-    assert code == 0, out
+    assert code == 1, out
     assert 'liera seed 0: training' in out and 'done earlier' not in out
     rec = next(
         r for r in json.loads((work / 'results.json').read_text())['runs']
         if r['method'] == 'liera' and r['seed'] == 0)
-    assert rec['config'] == str(changed) and rec['status'] == 'ok'
+    assert rec['config'] == str(changed) and rec['status'] == 'failed'
+    assert 'Invalid learning rate: -0.002' in rec['error']
 
 
 @pytest.mark.slow
