@@ -33,12 +33,12 @@ def _on_the_cpu():
 
 @pytest.fixture(scope='module')
 def fault_cfg(tmp_path_factory):
-    """The tiny demo, 4 iterations of batch 2, checkpoints every 2, one loader worker, no
+    """The tiny demo at 128 px, 4 iterations of batch 2, checkpoints every 2, one loader worker, no
     validation (no test reads its mAP), and the fault hooks of tests/fault_hooks.py (inactive
     unless their variables are set)."""
     tmp = tmp_path_factory.mktemp('faults')
     return write_cfg(
-        tmp / 'faults.py', tiny_demo_cfg(tmp, iters=4, validate=False), """
+        tmp / 'faults.py', tiny_demo_cfg(tmp, iters=4, validate=False, size=128), """
 custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
 train_dataloader = dict(num_workers=1, persistent_workers=True)
 default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=3))

@@ -29,24 +29,42 @@ def write_random_backbone(path, arch='atto'):
 NO_VALIDATION = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
 
 
-def tiny_demo_cfg(tmp, iters=2, val_interval=1000, validate=True):
+def tiny_demo_cfg(tmp, iters=2, val_interval=1000, validate=True, size=256):
     """The demo config with 8 train / 4 val images under ``tmp/data`` (made on first use), the
     backbone from :func:`write_random_backbone` and ``iters`` iterations of batch 2; validation
     every ``val_interval`` and after the last iteration (mmengine's loop), none at all with
-    ``validate=False`` (for runs whose mAP no test reads; the test split stays)."""
+    ``validate=False`` (for runs whose mAP no test reads; the test split stays). ``size``: the
+    images' side in pixels, generated and fed at that size (128: about a quarter of the
+    compute of the demo's 256)."""
     pretrained = tmp / 'backbone.pth'
     if not pretrained.exists():
         write_random_backbone(pretrained)
     data = tmp / 'data'
+    train_pipe = val_pipe = ''
+    if size != 256:  # the demo's pipelines, resizing to ``size``
+        train_pipe = f""",
+                                     pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=({size}, {size}), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')]"""
+        val_pipe = f""",
+                                   pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=({size}, {size}), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))]"""
     return write_cfg(
         tmp / 'tiny_demo.py', DEMO, f"""
 data_root = '{data}/'
-synthetic = dict(image_size=256, splits=dict(train=8, val=4))
+synthetic = dict(image_size={size}, splits=dict(train=8, val=4))
 model = dict(backbone=dict(init_cfg=dict(checkpoint='{pretrained}')))
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, synthetic=synthetic))
+                        dataset=dict(data_root=data_root, synthetic=synthetic{train_pipe}))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, synthetic=synthetic))
+                      dataset=dict(data_root=data_root, synthetic=synthetic{val_pipe}))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
