@@ -485,9 +485,14 @@ def test_nonfinite_loss_guard_can_be_turned_off(tmp_path):
 # processes that outlive their parent
 
 WORKER_SCRIPT = r'''
-import os, sys, time, torch
-sys.path.insert(0, sys.argv[1])
-from mmliera.engine.runner.worker_init import end_workers_with_process
+import importlib.util, os, sys, time, torch
+# the module alone, by its path (it imports only torch and the standard library): not the
+# whole mmliera package and its mmdet / mmpretrain imports
+spec = importlib.util.spec_from_file_location(
+    'worker_init', os.path.join(sys.argv[1], 'mmliera', 'engine', 'runner', 'worker_init.py'))
+worker_init = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker_init)
+end_workers_with_process = worker_init.end_workers_with_process
 
 class Slow(torch.utils.data.Dataset):
     def __len__(self):
