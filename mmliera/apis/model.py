@@ -12,13 +12,21 @@ class ConfigNotFoundError(UserError, FileNotFoundError):
     """A config path that does not exist."""
 
 
+class ConfigCheckError(UserError, ValueError):
+    """A config's own check of its settings failed (an ``assert`` in the config file, e.g. the
+    VTAB-1k configs' check of ``VTAB_TASK``)."""
+
+
 def load_config(config, cfg_options: Optional[dict] = None) -> Config:
     """``Config.fromfile(config)`` (or ``config`` itself) with ``cfg_options`` merged."""
     if isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
         if not osp.isfile(config):
             raise ConfigNotFoundError(f'config {config} does not exist; pass the path of a '
                                       'config file (e.g. configs/liera_maskrcnn_convnextv2.py)')
-        config = Config.fromfile(config)
+        try:
+            config = Config.fromfile(config)
+        except AssertionError as e:
+            raise ConfigCheckError(f'{e} (a check in {config})') from None
     if cfg_options:
         config.merge_from_dict(cfg_options)
     return config

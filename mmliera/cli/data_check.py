@@ -1,7 +1,8 @@
 """Is a config's data there? One clear error before the runner is built.
 
 ``check_data(cfg, ('train', 'val'))`` looks at the annotation files and image folders of the
-config's data loaders (``data_root`` + ``ann_file`` / ``data_prefix``, through dataset wrappers)
+config's data loaders (``data_root`` + ``ann_file`` / ``data_prefix``, through dataset wrappers;
+an mmpretrain list file without a prefix: ``data_root`` itself)
 and the evaluators' ``ann_file`` and raises :class:`DataNotFoundError` listing every missing
 path, instead of a traceback from deep inside the dataset. Datasets that make their own data
 (``SyntheticCocoDataset``, and then the evaluator of that split) and non-local paths
@@ -13,6 +14,8 @@ from ..utils.errors import UserError
 
 README_COCO = ("README's section 'The paper's setting on COCO' (COCO 2017 under data/coco/: "
                'annotations/instances_{train,val}2017.json, train2017/, val2017/)')
+README_VTAB = ("README's section 'Classification: VTAB-1k' (one folder per task under "
+               'data/vtab-1k/: <task>/train800val200.txt, <task>/test.txt, <task>/images/)')
 
 
 class DataNotFoundError(UserError, FileNotFoundError):
@@ -53,9 +56,12 @@ def _dataset_paths(ds):
     out = []
     if _is_local(ds.get('ann_file')):
         out.append((_join(root, ds['ann_file']), False))
-    for prefix in (ds.get('data_prefix') or {}).values():
+    prefixes = ds.get('data_prefix') or {}  # mmdet: dict(img=...); mmpretrain: a folder too
+    for prefix in prefixes.values() if isinstance(prefixes, dict) else [prefixes]:
         if _is_local(prefix):
             out.append((_join(root, prefix), True))
+    if not out and _is_local(root):  # a list file's paths are relative to the data root
+        out.append((root, True))
     return out
 
 
@@ -98,5 +104,10 @@ def check_data(cfg, stages, config=None):
         name = config or getattr(cfg, 'filename', None) or 'the config'
         raise DataNotFoundError(
             f'{name} expects data that is not there (relative to {osp.abspath(".")}): '
-            f'{", ".join(missing)}; put the dataset there as {README_COCO} describes, or '
+            f'{", ".join(missing)}; put the dataset there as {_layout(cfg)} describes, or '
             'run from the folder that holds it')
+
+
+def _layout(cfg):
+    """README's data layout for the config's kind: classification (mmpretrain) or COCO."""
+    return README_VTAB if cfg.get('default_scope') == 'mmpretrain' else README_COCO

@@ -42,6 +42,16 @@ def setup_distributed(cfg, launcher):
     return True
 
 
+def end_distributed():
+    """After a finished run: every rank waits for the others, then the process group is
+    destroyed, so no rank exits while another still talks to it (a rank that left first could
+    make the last one abort in torch's exit handlers: "terminate called without an active
+    exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg):
     """mmengine's Runner, or the config's ``runner_type`` (e.g. LieRARunner)."""
     from mmengine.runner import Runner

@@ -9,7 +9,7 @@ import os.path as osp
 from ..checkpoint.fit import CheckpointMismatchError, check_config_checkpoint
 from .data_check import check_data
 from .errors import UsageError, exit_on_user_error
-from .launch import build_runner, load_run_config, parse_common
+from .launch import build_runner, end_distributed, load_run_config, parse_common
 
 
 def parse_test_args(argv=None):
@@ -57,3 +57,4 @@ def test_main(argv=None):
 
     runner = build_runner(cfg)
     runner.test()
+    end_distributed()

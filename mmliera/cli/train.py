@@ -12,7 +12,7 @@ from mmengine.dist import is_main_process
 from ..checkpoint.resume import UnreadableCheckpointError, checkpoint_problem
 from .data_check import check_data
 from .errors import UsageError, exit_on_user_error
-from .launch import build_runner, load_run_config, parse_common
+from .launch import build_runner, end_distributed, load_run_config, parse_common
 from .next_steps import next_steps
 
 
@@ -83,5 +83,6 @@ def train_main(argv=None, show_next_steps=True):
 
     runner = build_runner(cfg)
     runner.train()
+    end_distributed()
     if show_next_steps and is_main_process():
         print(next_steps(cfg, args.config, runner.work_dir), flush=True)

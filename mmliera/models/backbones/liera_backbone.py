@@ -41,11 +41,13 @@ def build_liera_backbone(backbone, adapter=None, trainable=()):
                 f'LieRA: backbone type {inner_type!r} cannot be resolved ({e})') \
                 from None
         if found is None:
+            scope = MODELS.current.scope
+            other = 'mmdet.ResNet' if scope == 'mmpretrain' else 'mmpretrain.VisionTransformer'
             raise UnknownBackboneError(
-                f'LieRA: backbone type {inner_type!r} is not registered in mmdet\'s MODELS '
-                "registry (or its parents); check the spelling, prefix another package's types "
-                "with its scope (e.g. 'mmpretrain.VisionTransformer') and import it via "
-                'custom_imports.')
+                f'LieRA: backbone type {inner_type!r} is not registered in {scope}\'s MODELS '
+                "registry (the config's default scope, or its parents); check the spelling, "
+                f"prefix another package's types with its scope (e.g. {other!r}) and import "
+                'it via custom_imports.')
     module = MODELS.build(backbone)
     return adapt_module(module, adapter, trainable)
 
