@@ -3,6 +3,7 @@ of the paper's Table 1 (counts, task choice, missing data), and a tiny classific
 trained through tools/train.py and tested through tools/test.py."""
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -222,3 +223,42 @@ def test_two_process_run_trains_and_ends_cleanly(tiny_cls, tmp_path):
     assert moved and all(not torch.equal(state[k], torch.zeros_like(state[k]))
                          for k in moved if k.endswith('lora_B'))
     assert any(not torch.equal(state[k], single[k]) for k in moved)  # another batch split
+
+
+@pytest.mark.slow  # an export and a process without mmliera
+def test_export_gives_a_plain_classifier_with_the_same_logits(tiny_cls, tmp_path):
+    """tools/merge_adapters.py on the tiny run: a plain mmpretrain ImageClassifier (config +
+    weights) that a process without mmliera builds and loads; its logits equal the adapted
+    model's (merged weights are W' rounded once to float32: 1e-5)."""
+    from helpers import run, tool_output
+    out_dir = tmp_path / 'export'
+    tool_output('merge_adapters', tiny_cls['cfg'], tiny_cls['ckpt'], out_dir)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    torch.save(x, tmp_path / 'x.pth')
+    script = f"""
+import sys, torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+cfg = Config.fromfile({str(out_dir / 'config.py')!r})
+init_default_scope(cfg.default_scope)
+from mmpretrain.registry import MODELS
+model = MODELS.build(cfg.model)
+state = torch.load(cfg.load_from, weights_only=True)['state_dict']
+model.load_state_dict(state, strict=True)
+model.eval()
+with torch.no_grad():
+    torch.save(model(torch.load({str(tmp_path / 'x.pth')!r}), mode='tensor'),
+               {str(tmp_path / 'plain.pth')!r})
+assert 'mmliera' not in sys.modules, 'mmliera was imported'
+print(type(model).__name__, type(model.backbone).__name__, 'MMLIERA_NOT_IMPORTED')
+"""
+    out = run([sys.executable, '-c', script], env=dict(PYTHONPATH=''))
+    assert 'ImageClassifier ConvNeXt MMLIERA_NOT_IMPORTED' in out
+    from mmliera.apis.model import build_model_from_config
+    from mmliera.checkpoint.safe_load import safe_load
+    _, adapted = build_model_from_config(tiny_cls['cfg'])
+    adapted.load_state_dict(safe_load(str(tiny_cls['ckpt']))['state_dict'], strict=True)
+    adapted.eval()
+    with torch.no_grad():
+        expected = adapted(x, mode='tensor')
+    torch.testing.assert_close(torch.load(tmp_path / 'plain.pth'), expected, rtol=1e-5, atol=1e-5)
