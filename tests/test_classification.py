@@ -171,7 +171,8 @@ model = dict(
     head=dict(num_classes=2, in_channels=320),
     data_preprocessor=dict(num_classes=2))
 loader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-              dataset=dict(data_root=data_root, pipeline={pipeline}))
+              dataset=dict(data_root=data_root, pipeline={pipeline},
+                           metainfo=dict(classes=['red', 'blue'])))
 train_dataloader = loader
 test_dataloader = loader
 val_dataloader = loader
@@ -182,7 +183,8 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))
 """)
     work = tmp / 'work'
     out = runner_output('train', cfg, '--work-dir', work)
-    return dict(cfg=cfg, work=work, out=out, start=start, ckpt=work / 'epoch_3.pth')
+    return dict(
+        cfg=cfg, work=work, out=out, start=start, ckpt=work / 'epoch_3.pth', task=tmp / 'task')
 
 
 @pytest.mark.slow
@@ -262,3 +264,41 @@ print(type(model).__name__, type(model.backbone).__name__, 'MMLIERA_NOT_IMPORTED
     with torch.no_grad():
         expected = adapted(x, mode='tensor')
     torch.testing.assert_close(torch.load(tmp_path / 'plain.pth'), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_infer_lists_the_top_classes_of_each_image(tiny_cls, tmp_path):
+    """tools/infer.py on a classification config: the classes of each image, best first, with
+    their names and scores; the first is the model's own prediction; one picture per image."""
+    import json
+
+    import mmcv
+    from helpers import tool_output
+    images = sorted(str(p) for p in (tiny_cls['task'] / 'images').glob('test_*.png'))[:3]
+    out = tool_output('infer', tiny_cls['cfg'], tiny_cls['ckpt'], *images, '--out-dir', tmp_path,
+                      '--topk', '5', '--device', 'cpu')
+    assert f'3 images: the top 5 classes of each in {tmp_path}/predictions.json' in out
+    data = json.loads((tmp_path / 'predictions.json').read_text())
+    assert data['classes'] == ['red', 'blue'] and data['topk'] == 5
+    from mmliera.apis.model import build_model_from_config
+    from mmliera.checkpoint.safe_load import safe_load
+    _, model = build_model_from_config(tiny_cls['cfg'])
+    model.load_state_dict(safe_load(str(tiny_cls['ckpt']))['state_dict'], strict=True)
+    model.eval()
+    for img, entry in zip(images, data['images']):
+        assert entry['img_path'] == img
+        assert sorted(entry['labels']) == [0, 1]  # 5 asked, 2 classes: both, best first
+        assert entry['label_names'] == [['red', 'blue'][i] for i in entry['labels']]
+        assert entry['scores'] == sorted(entry['scores'], reverse=True)
+        assert sum(entry['scores']) == pytest.approx(1, abs=1e-3)  # softmax over both
+        bgr = torch.from_numpy(mmcv.imread(img)).permute(2, 0, 1)
+        with torch.no_grad():
+            batch = model.data_preprocessor(dict(inputs=[bgr]), False)
+            scores = model(batch['inputs'], mode='predict')[0].pred_score
+        assert entry['labels'][0] == int(scores.argmax())
+        assert entry['scores'][0] == pytest.approx(float(scores.max()), abs=1e-4)
+        picture = mmcv.imread(entry['visualization'])
+        assert picture is not None and picture.shape[2] == 3
+    code, _, err = tool_in_process('infer', tiny_cls['cfg'], tiny_cls['ckpt'], images[0],
+                                   '--out-dir', tmp_path / 'x', '--topk', '0')
+    assert code == 1 and err.startswith('error: --topk 0: give 1 or more classes per image')

@@ -1,7 +1,11 @@
 """Pictures of a trained model's predictions (boxes, masks, class names, scores) plus a JSON.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir work_dirs/infer]
-                          [--score-thr 0.3] [--device cpu] [--cfg-options k=v ...]
+                          [--score-thr 0.3] [--topk 5] [--device cpu] [--cfg-options k=v ...]
+
+A classification config (``default_scope='mmpretrain'``) gives the ``--topk`` classes of each
+image instead: ``OUT_DIR/predictions.json`` (per image: labels, class names, scores, best first)
+and ``OUT_DIR/vis/<image name>.png`` (mmpretrain's UniversalVisualizer: the top class).
 
 CHECKPOINT: an mmengine checkpoint of the run (``work_dirs/<run>/iter_N.pth``), an adapter-only
 ``.safetensors`` (base weights from the config's pretrained init_cfg), or the ``model.pth`` that
@@ -16,7 +20,9 @@ from mmengine.config import DictAction
 
 import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
 from mmliera.apis import LieRAInferencer, find_images, load_config, predict
+from mmliera.apis.classification import LieRAClassifierInferencer, predict_topk
 from mmliera.cli import exit_on_user_error
+from mmliera.cli.errors import UsageError
 
 
 def parse_args(argv=None):
@@ -37,6 +43,11 @@ def parse_args(argv=None):
         default=0.3,
         help='draw and keep the instances scoring at least this')
     parser.add_argument(
+        '--topk',
+        type=int,
+        default=5,
+        help='classification configs: how many classes to list per image (best first)')
+    parser.add_argument(
         '--device', default=None, help='e.g. cpu, cuda:0 (default: CUDA if '
         'available)')
     parser.add_argument(
@@ -52,9 +63,15 @@ def parse_args(argv=None):
 def _main(argv=None):
     args = parse_args(argv)
     images = find_images(args.inputs)
-    config = args.config
-    if args.cfg_options:
-        config = load_config(config, args.cfg_options)
+    config = load_config(args.config, args.cfg_options)
+    if config.get('default_scope') == 'mmpretrain':
+        if args.topk < 1:
+            raise UsageError(f'--topk {args.topk}: give 1 or more classes per image')
+        inferencer = LieRAClassifierInferencer(config, args.checkpoint, device=args.device)
+        predict_topk(inferencer, images, args.out_dir, args.topk)
+        print(f'{len(images)} images: the top {args.topk} classes of each in '
+              f'{args.out_dir}/predictions.json, pictures in {args.out_dir}/vis/')
+        return
     inferencer = LieRAInferencer(config, args.checkpoint, device=args.device, palette=args.palette)
     result = predict(inferencer, images, args.out_dir, args.score_thr)
     count = sum(len(e['scores']) for e in result['images'])
