@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, assert_adapters_trained, runner_output, tool_in_process, write_cfg
+from helpers import (ROOT, assert_adapters_trained, runner_output, tool_in_process, tool_output,
+                     write_cfg)
 from mmengine.config import Config
 
 VTAB = os.path.join(ROOT, 'configs', 'vtab1k')
@@ -110,6 +111,9 @@ def test_vtab_counts_match_table_1_with_the_head_included():
         found[rank] = sum(trains.values())
         assert abs(found[rank] / 1e6 - TABLE_1[rank]) <= 0.0101, (rank, found[rank])
         assert abs((found[rank] - head) / 1e6 - TABLE_1[rank]) > 0.09  # not without the head
+    out = tool_output('count_params', _vtab('liera_r2_convnextv2-b_vtab1k.py'))
+    assert re.search(r'^head\s+102,500\s+0\s+0$', out, re.M), out
+    assert re.search(rf'^total\s+{found[2]:,}\s', out, re.M), out
     per_rank = (found[16] - found[2]) / 14
     assert all(found[r] == 102_500 + per_rank * r for r in TABLE_1)  # linear in the rank
     for rank in TABLE_1:  # LoRA: the same factors and head, only the update rule differs
@@ -232,7 +236,7 @@ def test_export_gives_a_plain_classifier_with_the_same_logits(tiny_cls, tmp_path
     """tools/merge_adapters.py on the tiny run: a plain mmpretrain ImageClassifier (config +
     weights) that a process without mmliera builds and loads; its logits equal the adapted
     model's (merged weights are W' rounded once to float32: 1e-5)."""
-    from helpers import run, tool_output
+    from helpers import run
     out_dir = tmp_path / 'export'
     tool_output('merge_adapters', tiny_cls['cfg'], tiny_cls['ckpt'], out_dir)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
@@ -273,7 +277,6 @@ def test_infer_lists_the_top_classes_of_each_image(tiny_cls, tmp_path):
     import json
 
     import mmcv
-    from helpers import tool_output
     images = sorted(str(p) for p in (tiny_cls['task'] / 'images').glob('test_*.png'))[:3]
     out = tool_output('infer', tiny_cls['cfg'], tiny_cls['ckpt'], *images, '--out-dir', tmp_path,
                       '--topk', '5', '--device', 'cpu')
