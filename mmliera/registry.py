@@ -15,11 +15,9 @@ from mmengine import registry as root
 from mmengine.registry import DefaultScope
 from mmpretrain import registry as pretrain
 
-SCOPES = ('mmdet', 'mmpretrain')
-
 
 class Registries:
-    """One kind of registry (``MODELS``, ``HOOKS``, ...) in every scope of :data:`SCOPES`.
+    """One kind of registry (``MODELS``, ``HOOKS``, ...) in mmdet and mmpretrain.
 
     ``register_module`` registers in each of ``registries``; ``build``, ``get`` and ``in``
     use the one of the current default scope (the first, mmdet's, for another or no scope).
@@ -63,7 +61,6 @@ class Registries:
 MODELS = Registries(det.MODELS, pretrain.MODELS)
 HOOKS = Registries(det.HOOKS, pretrain.HOOKS)
 DATASETS = Registries(det.DATASETS, pretrain.DATASETS)
-TRANSFORMS = Registries(det.TRANSFORMS, pretrain.TRANSFORMS)
 RUNNERS = Registries(det.RUNNERS, pretrain.RUNNERS, root.RUNNERS)
 
 
@@ -72,7 +69,4 @@ def register_runner(cls):
     return RUNNERS.register_module(module=cls)
 
 
-__all__ = [
-    'SCOPES', 'Registries', 'DATASETS', 'HOOKS', 'MODELS', 'RUNNERS', 'TRANSFORMS',
-    'register_runner'
-]
+__all__ = ['Registries', 'DATASETS', 'HOOKS', 'MODELS', 'RUNNERS', 'register_runner']

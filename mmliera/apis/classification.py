@@ -69,7 +69,6 @@ def predict_topk(inferencer, images, out_dir, topk=5):
         topk=topk,
         classes=classes,
         images=entries)
-    os.makedirs(out_dir, exist_ok=True)
     with open(osp.join(out_dir, 'predictions.json'), 'w') as f:
         json.dump(result, f, indent=1)
         f.write('\n')
