@@ -305,3 +305,88 @@ def test_infer_lists_the_top_classes_of_each_image(tiny_cls, tmp_path):
     code, _, err = tool_in_process('infer', tiny_cls['cfg'], tiny_cls['ckpt'], images[0],
                                    '--out-dir', tmp_path / 'x', '--topk', '0')
     assert code == 1 and err.startswith('error: --topk 0: give 1 or more classes per image')
+
+
+@pytest.mark.slow  # 3 training and 2 test processes
+def test_compare_methods_reads_accuracy_and_selects_on_val(tiny_cls, tmp_path):
+    """tools/compare_methods.py on classifiers: top-1 accuracy read from the val and test logs,
+    the grid's choice is the best val top-1 (ties: the lower value), the tables, pairs and plot
+    name the accuracy."""
+    import json
+    probe = write_cfg(
+        tmp_path / 'probe.py', tiny_cls['cfg'], """
+model = dict(backbone=dict(_delete_=True, type='ConvNeXt', arch='atto', use_grn=True,
+             layer_scale_init_value=0., gap_before_final_norm=True,
+             init_cfg={{_base_.model.backbone.init_cfg}}))
+""")
+    out_dir = tmp_path / 'out'
+    code, out, err = tool_in_process('compare_methods', f'liera={tiny_cls["cfg"]}',
+                                     f'probe={probe}', '--grid', 'liera:optimizer.lr=0.01,0.03',
+                                     '--seeds', '0', '--diff', 'liera-probe', '--work-dir',
+                                     tmp_path / 'w', '--out-dir', out_dir, '--no-diagnostics')
+    assert code == 0, (out + err)[-4000:]
+    results = json.loads((out_dir / 'results.json').read_text())
+    assert results['meta']['metrics'] == ['top1']
+    runs = {(r['method'], r['setting_label'], bool(r.get('final'))): r for r in results['runs']}
+    screened = {
+        lab: r['val']['top1']
+        for (m, lab, _), r in runs.items() if m == 'liera' and r.get('screen')
+    }
+    assert len(screened) == 2 and all(0 <= v <= 100 for v in screened.values())
+    best = max(screened.values())
+    chosen = min((lab for lab, v in screened.items() if v == best),
+                 key=lambda lab: float(lab.split('=')[1]))
+    final = runs[('liera', chosen, True)]
+    probe_run = runs[('probe', 'default', True)]
+    for r in (final, probe_run):  # the test figure is the test tool's own accuracy
+        assert r['status'] == 'ok' and 0 <= r['top1'] <= 100
+        logged = open(r['log']).read()
+        assert f'accuracy/top1: {r["top1"]:.4f}' in logged
+        assert r['val_curve'] and r['val_curve'][-1][1] == r['val']['top1']
+    assert probe_run['backbone_trainable_params'] == 0 < final['backbone_trainable_params']
+    table = (out_dir / 'table.md').read_text()
+    assert '| top-1 accuracy (%) |' in table and f'{final["top1"]:.2f}' in table
+    assert 'val top-1 accuracy (%)' in (out_dir / 'grid.md').read_text()
+    assert 'best val top-1 accuracy (%)' in (out_dir / 'grid.md').read_text()
+    pairs = (out_dir / 'pairs.md').read_text()
+    assert f'| liera − probe | top-1 accuracy (%) | 1 | {final["top1"] - probe_run["top1"]:+.2f}' \
+        in pairs
+    assert 'val_top1' in (out_dir / 'results.csv').read_text().splitlines()[0]
+    assert (out_dir / 'plot.png').stat().st_size > 10000
+
+
+@pytest.mark.slow  # mmpretrain's own tools, each in a fresh process
+def test_mmpretrains_own_train_and_test_tools_run_the_config(tiny_cls, tmp_path):
+    """mmpretrain's tools/train.py and tools/test.py (from the installed package) on the tiny
+    LieRA classification config, with the config's ``custom_imports=['mmliera']`` as the only
+    link: training keeps the frozen weights, testing gives the accuracy our test tool gives."""
+    import subprocess
+
+    import mmpretrain
+    tools = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim', 'tools')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    work = tmp_path / 'work'
+
+    def run_tool(*args):
+        done = subprocess.run([sys.executable, *map(str, args)],
+                              cwd=str(tmp_path),
+                              env=env,
+                              text=True,
+                              capture_output=True,
+                              timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        return done.stdout + done.stderr
+
+    out = run_tool(os.path.join(tools, 'train.py'), tiny_cls['cfg'], '--work-dir', work)
+    assert 'LieRA freezing policy in force' in out and 'Epoch(train) [3][2/2]' in out
+    from mmliera.checkpoint.safe_load import safe_load
+    state = safe_load(str(work / 'epoch_3.pth'))['state_dict']
+    for k, v in tiny_cls['start'].items():
+        assert torch.equal(state[k], v), k
+    assert any(k.endswith('lora_B') and v.abs().sum() > 0 for k, v in state.items())
+    theirs = run_tool(
+        os.path.join(tools, 'test.py'), tiny_cls['cfg'], tiny_cls['ckpt'], '--work-dir',
+        tmp_path / 'test')
+    ours = runner_output('test', tiny_cls['cfg'], tiny_cls['ckpt'], '--work-dir', tmp_path / 'ours')
+    top1 = [re.findall(r'accuracy/top1: ([\d.]+)', o)[-1] for o in (theirs, ours)]
+    assert top1[0] == top1[1], top1

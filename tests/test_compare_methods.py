@@ -243,7 +243,7 @@ def test_runs_screen_on_val_choose_and_test_the_finals(comparison):
     assert set(screen) == {('lora', 'lr_mult=1', 0), ('lora', 'lr_mult=30', 0)}
     val = {k[1]: r['val']['bbox_mAP'] for k, r in screen.items()}
     chosen = max(sorted(val, key=lambda s: float(s.split('=')[1])), key=lambda s: val[s])
-    assert f'lora: chose {chosen} (val bbox {val[chosen]:.3f}' in out
+    assert f'lora: chose {chosen} (val bbox mAP {val[chosen]:.3f}' in out
     # the chosen screening run is the final run of seed 0: tested, not trained again
     final0 = runs[('lora', chosen, 0)]
     assert final0['final'] and final0['status'] == 'ok'

@@ -285,3 +285,28 @@ def test_with_several_ranks_only_rank_0_pretrains_and_every_rank_learns_the_outc
         assert results[0] == results[1] and results[0].startswith('error: PretrainBackboneHook: '
                                                                   'the pre-training config')
         assert not list(tmp_path.glob('pretrained_by_rank*'))
+
+
+def test_frozen_tensors_are_one_info_line_not_a_warning_each(tmp_path):
+    """With a paramwise_cfg mmengine warns once per frozen tensor; LieRARunner says it once."""
+    import logging
+
+    from test_freeze_hook import make_runner
+    runner = make_runner(
+        tmp_path,
+        optim_wrapper=dict(
+            optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+            paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=3.0)})))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    runner.logger.addHandler(handler)
+    try:
+        runner.build_optim_wrapper(runner.optim_wrapper)
+    finally:
+        runner.logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    frozen = sum(not p.requires_grad for p in runner.model.parameters())
+    assert frozen > 10
+    assert not [m for m in messages if 'is skipped since' in m]
+    assert f'LieRARunner: {frozen} frozen parameter tensors left out of the optimizer' in messages

@@ -18,7 +18,7 @@ import os.path as osp
 import re
 import sys
 
-DEFAULT_METRICS = re.compile(r'(^|/)(bbox|segm)_mAP$')
+DEFAULT_METRICS = re.compile(r'(^|/)((bbox|segm)_mAP|top\d+)$')
 
 
 class CurvesError(ValueError):

@@ -5,8 +5,8 @@ config's data loaders (``data_root`` + ``ann_file`` / ``data_prefix``, through d
 an mmpretrain list file without a prefix: ``data_root`` itself)
 and the evaluators' ``ann_file`` and raises :class:`DataNotFoundError` listing every missing
 path, instead of a traceback from deep inside the dataset. Datasets that make their own data
-(``SyntheticCocoDataset``, and then the evaluator of that split) and non-local paths
-(``s3://``, ``backend_args``) are skipped.
+(``MAKES_ITS_DATA``: ``SyntheticCocoDataset``, ``TransferClsDataset``, and then the evaluator of
+that split) and non-local paths (``s3://``, ``backend_args``) are skipped.
 """
 import os.path as osp
 
@@ -31,15 +31,14 @@ def _join(root, path):
 
 
 def _makes_its_data(ds):
-    """True for a dataset type that generates its data (a SyntheticCocoDataset subclass)."""
-    from ..datasets.synthetic_coco import SyntheticCocoDataset
+    """True for a dataset type that generates its data (class attribute ``MAKES_ITS_DATA``)."""
     from ..registry import DATASETS
     kind = ds.get('type')
     try:
         cls = kind if isinstance(kind, type) else DATASETS.get(str(kind)) if kind else None
     except Exception:  # not registered (yet): mmengine will report it when building
         return False
-    return isinstance(cls, type) and issubclass(cls, SyntheticCocoDataset)
+    return isinstance(cls, type) and bool(getattr(cls, 'MAKES_ITS_DATA', False))
 
 
 def _dataset_paths(ds):

@@ -26,6 +26,7 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 
 from ..registry import DATASETS
+from ..utils.errors import UserError
 
 CLASSES = ('square', 'disc', 'triangle')
 PALETTE = [(220, 20, 60), (0, 130, 200), (60, 180, 75)]
@@ -92,6 +93,7 @@ SHAPES = SyntheticTask('shapes', CLASSES, PALETTE, _make_image)
 def _write_split(root, split, num_images, size, max_objects, seed, task=SHAPES):
     rng = np.random.default_rng([seed, sum(map(ord, split))])
     os.makedirs(osp.join(root, split))
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     images, anns = [], []
     for i in range(num_images):
         img, objects = task.make_image(rng, size, max_objects)
@@ -141,21 +143,37 @@ def ensure_synthetic_coco(root, splits=None, image_size=256, max_objects=4, seed
         seed=seed)
     if task.name != SHAPES.name:  # (the demo's stamp stays as it was)
         stamp['task'] = task.name
+    return generate_once(
+        root, stamp, lambda tmp: [
+            _write_split(tmp, split, n, image_size, max_objects, seed, task)
+            for split, n in splits.items()
+        ])
+
+
+class SyntheticDataError(UserError, ValueError):
+    """A data folder that holds a generated dataset made with other settings."""
+
+
+def generate_once(root, stamp, write):
+    """Make ``root`` with ``write(folder)`` unless it holds a dataset stamped ``stamp``.
+
+    ``write`` fills a temporary folder beside ``root`` that is renamed into place with
+    ``DONE.json`` (= ``stamp``) in it, so concurrent processes (DDP ranks) never see a
+    half-written dataset; a folder stamped otherwise is an error naming both stamps."""
     marker = osp.join(root, 'DONE.json')
     if osp.exists(marker):
         with open(marker) as f:
             found = json.load(f)
         if found != stamp:
-            raise ValueError(f'{root} holds a synthetic dataset made with {found}, not {stamp}; '
-                             'delete the folder or point data_root elsewhere')
+            raise SyntheticDataError(
+                f'{root} holds a synthetic dataset made with {found}, not {stamp}; '
+                'delete the folder or point data_root elsewhere')
         return root
     parent = osp.dirname(osp.abspath(root))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.synthetic-', dir=parent)
     try:
-        os.makedirs(osp.join(tmp, 'annotations'))
-        for split, n in splits.items():
-            _write_split(tmp, split, n, image_size, max_objects, seed, task)
+        write(tmp)
         with open(osp.join(tmp, 'DONE.json'), 'w') as f:
             json.dump(stamp, f)
         try:
@@ -178,6 +196,7 @@ class SyntheticCocoDataset(CocoDataset):
             ``image_size``, ``max_objects``, ``seed``).
     """
 
+    MAKES_ITS_DATA = True  # (the data check skips its files)
     TASK = SHAPES
     DEFAULTS = dict()  # the task's own defaults for ``synthetic``
     METAINFO = dict(classes=CLASSES, palette=PALETTE)

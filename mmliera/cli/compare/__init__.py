@@ -6,19 +6,21 @@ per-method grid chosen on the validation split and paired differences between me
 
 1. **Screening** (methods whose grid has several settings): each setting trains once (seed
    ``--screen-seed``, default the first of ``--seeds``) with the config's validation during
-   training; the setting with the best last val bbox mAP is chosen (ties: the lower value).
+   training; the setting with the best last val figure is chosen (bbox mAP for detection,
+   top-1 accuracy for classification; ties: the lower value).
 2. **Final runs**: each method at its chosen setting, every seed: ``python -m mmliera.cli train``
    (= ``tools/train.py``) then ``python -m mmliera.cli test`` on the last checkpoint (the test
-   split, mmdet's ``CocoMetric``). The screening run of the chosen setting is the final run of
-   its seed (it is only tested).
+   split: mmdet's ``CocoMetric`` or mmpretrain's ``Accuracy``, :mod:`.metrics`). The screening
+   run of the chosen setting is the final run of its seed (it is only tested).
 
-Per run it records val and test bbox / segm mAP, the val curve, trainable parameters (whole
-detector, backbone, per top-level part, as training builds the model), the relative weight
-change of each backbone stage (:mod:`.diagnostics`), seconds per iteration, peak memory (CUDA:
-``max_memory_allocated`` from the log; CPU: the train process's peak RSS), wall times, and the
-weights sha256 of the backbone it started from (a run that started from another backbone than
-earlier runs is reported). ``results.json`` is written (atomically) after every step; a
-restarted comparison skips every step already done with the same config, options and setting.
+Per run it records the val and test figures (bbox / segm mAP or top-k accuracy), the val
+curve, trainable parameters (whole model, backbone, per top-level part, as training builds the
+model), the relative weight change of each backbone stage (:mod:`.diagnostics`), seconds per
+iteration, peak memory (CUDA: ``max_memory_allocated`` from the log; CPU: the train process's
+peak RSS), wall times, and the weights sha256 of the backbone it started from (a run that
+started from another backbone than earlier runs is reported). ``results.json`` is written
+(atomically) after every step; a restarted comparison skips every step already done with the
+same config, options and setting.
 Outputs: results.json / .csv, table.md, grid.md, pairs.md, diagnostics.md, plot.png,
 curves.png, grid.png (:mod:`.report`). Exit status: 0 when every needed run succeeded, else 1.
 """
@@ -33,6 +35,7 @@ import subprocess
 import sys
 
 from .grid import parse_grid, resolve_key, select, settings, slug
+from .metrics import DETECTION, of_config
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
 from .runs import fingerprint  # noqa: F401 (API)
 from .runs import (ComparisonError, count_trainable, fingerprints, has_validation, load_config,
@@ -168,9 +171,18 @@ class _Plan:
         self.phase_options = {k: dict(v) for k, v in (phase_options or {}).items() if v}
         self.configs = dict(methods)
         self.settings, self.unusable, self.fps, self.counts = {}, {}, {}, {}
+        self.metrics = None  # every method's test evaluator must give the same figures
         for name, config in methods:
             try:
                 cfg = load_config(config, options)
+                metrics = of_config(cfg, f'method {name} ({config})')
+                if self.metrics is None:
+                    self.metrics, first = metrics, name
+                elif metrics != self.metrics:
+                    raise ComparisonError(
+                        f'method {name} is scored by {", ".join(m.label for m in metrics)}, '
+                        f'method {first} by {", ".join(m.label for m in self.metrics)}; '
+                        'compare methods of one task (the same test_evaluator)')
                 grid = {
                     resolve_key(cfg, k, f'method {name} ({config})'): v
                     for k, v in grids[name].items()
@@ -252,7 +264,16 @@ def main(argv=None):
         cfg_options=options,
         screen_cfg_options=dict(args.screen_cfg_options),
         final_cfg_options=dict(args.final_cfg_options),
-        screen_seed=screen_seed)
+        screen_seed=screen_seed,
+        metrics=[m.key for m in plan.metrics or DETECTION])
+    metrics = plan.metrics or DETECTION
+    main_metric = metrics[0]
+
+    def figures(rec):
+        """'bbox mAP 0.123 segm mAP 0.101' of a record (or of its val dict)."""
+        return ' '.join(f'{m.label} {rec[m.key]:{m.fmt}}' for m in metrics
+                        if rec.get(m.key) is not None)
+
     if previous_meta.get('first_started') or previous_meta.get('started'):
         meta['first_started'] = previous_meta.get('first_started') or previous_meta['started']
     import torch
@@ -330,9 +351,9 @@ def main(argv=None):
         run_dir = osp.join(args.work_dir, rec['method'], rec['setting_label'],
                            f'{phase + "_" if phase else ""}seed_{rec["seed"]}')
         opts = dict(plan.run_options(setting, phase), **{'randomness.seed': rec['seed']})
-        for k in ('val', 'val_curve', 'bbox_mAP', 'segm_mAP', 'weight_change', 'error'):
+        for k in ('val', 'val_curve', 'weight_change', 'error') + tuple(m.key for m in metrics):
             rec.pop(k, None)
-        train(rec, config, opts, run_dir)
+        train(rec, config, opts, run_dir, metrics)
         state['durations']['train'].append(rec['train_s'])
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
@@ -356,7 +377,7 @@ def main(argv=None):
                 rec['diagnostics_error'] = f'{type(e).__name__}: {e}'[:200]
         val = rec.get('val') or {}
         if rec['status'] == 'trained':
-            shown = f'val bbox {val["bbox_mAP"]:.3f} segm {val["segm_mAP"]:.3f}, ' if val else ''
+            shown = f'val {figures(val)}, ' if val else ''
             print(
                 f'{tag}: trained, {shown}{rec["sec_per_iter"]:.3f} s/iter, '
                 f'{_duration(rec["train_s"])}{eta()}',
@@ -368,12 +389,10 @@ def main(argv=None):
     def do_test(rec, config, setting, tag):
         opts = dict(
             plan.run_options(setting, rec.get('phase', '')), **{'randomness.seed': rec['seed']})
-        test(rec, config, opts)
+        test(rec, config, opts, metrics)
         state['durations']['test'].append(rec['test_s'])
         if rec['status'] == 'ok':
-            print(f'{tag}: test bbox {rec["bbox_mAP"]:.3f} segm {rec["segm_mAP"]:.3f}'
-                  f'{eta()}',
-                  flush=True)
+            print(f'{tag}: test {figures(rec)}{eta()}', flush=True)
         else:
             print(f'{tag}: FAILED ({rec["error"]}); log: {rec["log"]}{eta()}', flush=True)
         save()
@@ -414,8 +433,8 @@ def main(argv=None):
         for s in screened[n]:
             rec = records[(n, slug(s), screen_seed, plan.phase('screen'))]
             val = rec.get('val') or {}
-            if rec['status'] in ('trained', 'ok') and val.get('bbox_mAP') is not None:
-                scores[s] = val['bbox_mAP']
+            if rec['status'] in ('trained', 'ok') and val.get(main_metric.key) is not None:
+                scores[s] = val[main_metric.key]
             elif rec['status'] == 'failed':
                 failed.append(rec)
         chosen = select(scores)
@@ -428,7 +447,8 @@ def main(argv=None):
             if r['method'] == n and r.get('setting_label') != slug(chosen):
                 r.pop('final', None)
         print(
-            f'{n}: chose {slug(chosen)} (val bbox {scores[chosen]:.3f}; {len(scores)} of '
+            f'{n}: chose {slug(chosen)} (val {main_metric.label} '
+            f'{scores[chosen]:{main_metric.fmt}}; {len(scores)} of '
             f'{len(screened[n])} settings screened)',
             flush=True)
         save()
@@ -457,7 +477,7 @@ def main(argv=None):
             if rec['status'] == 'ok':
                 pending['train'] -= 1
                 pending['test'] -= 1
-                print(f'{tag}: done earlier (test bbox {rec["bbox_mAP"]:.3f}), skipped', flush=True)
+                print(f'{tag}: done earlier (test {figures(rec)}), skipped', flush=True)
                 continue
             pending['train'] -= 1
             if not done:
@@ -503,8 +523,8 @@ def main(argv=None):
     for d in paired_differences(rows, pairs):
         if d['mean'] is not None:
             iv = d['t']
-            shown = f' (95 % t interval [{iv[0]:+.3f}, {iv[1]:+.3f}])' if iv else ''
-            print(f'{d["pair"]} {d["metric"]}: {d["mean"]:+.3f} over {len(d["seeds"])} seeds'
+            shown = f' (95 % t interval [{iv[0]:+.4g}, {iv[1]:+.4g}])' if iv else ''
+            print(f'{d["pair"]} {d["metric"]}: {d["mean"]:+.4g} over {len(d["seeds"])} seeds'
                   f'{shown}')
     print(f'wrote {results_path}, results.csv and the tables and plots in {out_dir}')
     if failed:

@@ -8,9 +8,17 @@ import os
 import os.path as osp
 
 from ...checkpoint.atomic import atomic_path, write_text_atomic
+from .metrics import DETECTION, by_key, of_results
 from .stats import paired_differences, summarise
 
-LABELS = dict(bbox_mAP='bbox mAP', segm_mAP='segm mAP')
+
+def _metrics(rows):
+    """The metrics of summary rows (their ``per_seed`` keys, in order)."""
+    return by_key(list(rows[0]['per_seed'])) if rows else DETECTION
+
+
+def _fmt(value, metric):
+    return '-' if value is None else format(value, metric.fmt)
 
 
 def _pm(stat, fmt):
@@ -25,8 +33,10 @@ def _cell(text):
 
 
 def markdown_table(rows):
-    head = ('| Method | Setting | Trainable params (backbone) | bbox mAP | segm mAP | s / iter '
-            '| Peak memory (MiB) | Seeds |\n|---|---|---:|---:|---:|---:|---:|---|')
+    metrics = _metrics(rows)
+    head = ('| Method | Setting | Trainable params (backbone) | ' +
+            ''.join(f'{m.label} | ' for m in metrics) + 's / iter | Peak memory (MiB) | Seeds |\n'
+            '|---|---|---:|' + '---:|' * len(metrics) + '---:|---:|---|')
     lines = [head]
     for r in rows:
         params = '-' if r['trainable_params'] is None else \
@@ -36,14 +46,14 @@ def markdown_table(rows):
             seeds += '; not yet tested: ' + ', '.join(map(str, r['pending']))
         if r['failed']:
             seeds += '; **failed**: ' + '; '.join(_cell(f'seed {s}: {e}') for s, e in r['failed'])
-        lines.append(f'| {r["method"]} | {_cell(r["setting"])} | {params} | '
-                     f'{_pm(r["bbox_mAP"], ".3f")} | {_pm(r["segm_mAP"], ".3f")} | '
+        lines.append(f'| {r["method"]} | {_cell(r["setting"])} | {params} | ' +
+                     ''.join(f'{_pm(r[m.key], m.fmt)} | ' for m in metrics) +
                      f'{_pm(r["sec_per_iter"], ".3f")} | {_pm(r["peak_memory_mib"], ".0f")} | '
                      f'{seeds} |')
     kinds = sorted({r['memory_kind'] for r in rows if r['memory_kind']})
     notes = [
         '', 'Test split; mean ± sample standard deviation over the seeds that ran; setting: the '
-        'one chosen on the val split (grid.md); trainable parameters: the whole detector (its '
+        'one chosen on the val split (grid.md); trainable parameters: the whole model (its '
         'backbone in brackets).'
     ]
     if kinds:
@@ -52,10 +62,11 @@ def markdown_table(rows):
 
 
 def grid_table(results, methods, chosen):
-    """Screening: validation bbox / segm mAP of every setting tried, the chosen one in bold."""
+    """Screening: every validation figure of every setting tried, the chosen one marked."""
+    metrics = of_results(results)
     lines = [
-        '| Method | Setting | Seed | val bbox mAP | val segm mAP | |',
-        '|---|---|---:|---:|---:|---|'
+        '| Method | Setting | Seed | ' + ''.join(f'val {m.label} | ' for m in metrics) + ' |',
+        '|---|---|---:|' + '---:|' * len(metrics) + '---|'
     ]
     for name, _ in methods:
         runs = [r for r in results['runs'] if r['method'] == name and r.get('screen')]
@@ -64,18 +75,17 @@ def grid_table(results, methods, chosen):
             mark = '**chosen**' if chosen.get(name) == r['setting_label'] else ''
             if r['status'] == 'failed':
                 mark = 'failed: ' + _cell(r.get('error', ''))
-            fmt = (lambda v: '-' if v is None else f'{v:.3f}')  # noqa: E731
-            lines.append(f'| {name} | {_cell(r["setting_label"])} | {r["seed"]} | '
-                         f'{fmt(val.get("bbox_mAP"))} | {fmt(val.get("segm_mAP"))} | {mark} |')
+            lines.append(f'| {name} | {_cell(r["setting_label"])} | {r["seed"]} | ' +
+                         ''.join(f'{_fmt(val.get(m.key), m)} | ' for m in metrics) + f'{mark} |')
     lines += [
         '', 'Validation split, the last validation of each training run; the rule, fixed '
-        'in advance: best val bbox mAP, ties to the lower value.'
+        f'in advance: best val {metrics[0].label}, ties to the lower value.'
     ]
     return '\n'.join(lines) + '\n'
 
 
-def _interval(iv):
-    return '-' if iv is None else f'[{iv[0]:+.3f}, {iv[1]:+.3f}]'
+def _interval(iv, fmt='+.3f'):
+    return '-' if iv is None else f'[{iv[0]:{fmt}}, {iv[1]:{fmt}}]'
 
 
 def pairs_table(diffs):
@@ -84,10 +94,12 @@ def pairs_table(diffs):
         '|---|---|---:|---:|---|---|---|'
     ]
     for d in diffs:
-        per = ', '.join(f'{s}: {v:+.3f}' for s, v in zip(d['seeds'], d['diffs'])) or '-'
-        mean = '-' if d['mean'] is None else f'{d["mean"]:+.3f}'
-        lines.append(f'| {d["pair"]} | {LABELS[d["metric"]]} | {len(d["seeds"])} | {mean} | '
-                     f'{_interval(d["t"])} | {_interval(d["bootstrap"])} | {per} |')
+        m = by_key([d['metric']])[0]
+        sign = '+' + m.fmt
+        per = ', '.join(f'{s}: {v:{sign}}' for s, v in zip(d['seeds'], d['diffs'])) or '-'
+        mean = '-' if d['mean'] is None else f'{d["mean"]:{sign}}'
+        lines.append(f'| {d["pair"]} | {m.label} | {len(d["seeds"])} | {mean} | '
+                     f'{_interval(d["t"], sign)} | {_interval(d["bootstrap"], sign)} | {per} |')
     lines += [
         '', 'Test split, paired by seed (same seed: same neck / head init and data order). '
         'An interval that excludes 0 is a difference these seeds resolve.'
@@ -120,20 +132,25 @@ def diagnostics_table(rows):
 
 
 CSV_KEYS = [
-    'method', 'setting_label', 'seed', 'screen', 'final', 'status', 'val_bbox_mAP', 'val_segm_mAP',
-    'bbox_mAP', 'segm_mAP', 'trainable_params', 'backbone_trainable_params', 'sec_per_iter',
-    'peak_memory_mib', 'memory_kind', 'train_s', 'test_s', 'start_sha256', 'config', 'fingerprint',
-    'commit', 'error'
+    'trainable_params', 'backbone_trainable_params', 'sec_per_iter', 'peak_memory_mib',
+    'memory_kind', 'train_s', 'test_s', 'start_sha256', 'config', 'fingerprint', 'commit', 'error'
 ]
 
 
 def write_csv(results, path):
+    """One row per run: its val and test figures (``val_<metric>``, ``<metric>``), the rest."""
+    keys = [m.key for m in of_results(results)]
+    head = ['method', 'setting_label', 'seed', 'screen', 'final', 'status']
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_KEYS, extrasaction='ignore', lineterminator='\n')
+    writer = csv.DictWriter(
+        buf,
+        head + [f'val_{k}' for k in keys] + keys + CSV_KEYS,
+        extrasaction='ignore',
+        lineterminator='\n')
     writer.writeheader()
     for r in results['runs']:
         val = r.get('val') or {}
-        writer.writerow(dict(r, val_bbox_mAP=val.get('bbox_mAP'), val_segm_mAP=val.get('segm_mAP')))
+        writer.writerow(dict(r, **{f'val_{k}': val.get(k) for k in keys}))
     write_text_atomic(path, buf.getvalue())
 
 
@@ -154,11 +171,20 @@ def plot(rows, path, diffs=(), references=()):
     import numpy as np
 
     shown = [r for r in rows if r['seeds']]
-    bbox_diffs = [d for d in diffs if d['metric'] == 'bbox_mAP']
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    (ax_b, ax_s), (ax_d, ax_p) = axes
+    metrics = _metrics(rows)
+    main = metrics[0]
+    main_diffs = [d for d in diffs if d['metric'] == main.key]
+    # one panel per metric (at most two), the paired differences, the parameter axis
+    if len(metrics) > 1:
+        fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+        (ax_b, ax_s), (ax_d, ax_p) = axes
+        panels = ((ax_b, metrics[0]), (ax_s, metrics[1]))
+    else:
+        fig, (ax_b, ax_d, ax_p) = plt.subplots(1, 3, figsize=(17, 5.5))
+        panels = ((ax_b, main), )
     colours = {r['method']: f'C{i % 10}' for i, r in enumerate(shown)}
-    for ax, key in ((ax_b, 'bbox_mAP'), (ax_s, 'segm_mAP')):
+    for ax, metric in panels:
+        key = metric.key
         for i, r in enumerate(shown):
             ys = [r['per_seed'][key][s] for s in r['seeds']]
             xs = i + np.linspace(-0.18, 0.18, len(ys)) if len(ys) > 1 else [i]
@@ -174,9 +200,9 @@ def plot(rows, path, diffs=(), references=()):
                            rotation=45,
                            ha='right',
                            fontsize=7)
-        ax.set_ylabel(f'test {LABELS[key]} (dot: one seed, bar: mean)')
+        ax.set_ylabel(f'test {metric.label} (dot: one seed, bar: mean)')
         ax.grid(True, axis='y', alpha=0.3)
-    for i, d in enumerate(bbox_diffs):
+    for i, d in enumerate(main_diffs):
         if not d['diffs']:
             continue
         xs = i + np.linspace(-0.15, 0.15, len(d['diffs'])) if len(d['diffs']) > 1 else [i]
@@ -193,19 +219,20 @@ def plot(rows, path, diffs=(), references=()):
                 markersize=5,
                 zorder=4)
     ax_d.axhline(0, color='grey', lw=1)
-    ax_d.set_xticks(range(len(bbox_diffs)))
-    ax_d.set_xticklabels([d['pair'] for d in bbox_diffs], rotation=45, ha='right', fontsize=7)
-    ax_d.set_ylabel('paired difference, test bbox mAP\n(dot: one seed; ◆: mean, 95 % t interval)')
+    ax_d.set_xticks(range(len(main_diffs)))
+    ax_d.set_xticklabels([d['pair'] for d in main_diffs], rotation=45, ha='right', fontsize=7)
+    ax_d.set_ylabel(f'paired difference, test {main.label}\n'
+                    '(dot: one seed; ◆: mean, 95 % t interval)')
     ax_d.grid(True, axis='y', alpha=0.3)
     counts = [r['backbone_trainable_params'] or 0 for r in shown]
     linthresh = max(1, min([c for c in counts if c > 0], default=1)) / 2
     for r, c in zip(shown, counts):
-        ys = [r['per_seed']['bbox_mAP'][s] for s in r['seeds']]
+        ys = [r['per_seed'][main.key][s] for s in r['seeds']]
         ax_p.scatter(
             [c] * len(ys), ys, s=18, color=colours[r['method']], alpha=0.7, label=r['method'])
     ax_p.set_xscale('symlog', linthresh=linthresh)
     ax_p.set_xlabel('trainable backbone parameters (exact count, symlog)')
-    ax_p.set_ylabel('test bbox mAP (one dot per seed)')
+    ax_p.set_ylabel(f'test {main.label} (one dot per seed)')
     ax_p.grid(True, alpha=0.3)
     handles, labels = ax_b.get_legend_handles_labels()
     fig.legend(handles, labels, loc='center right', frameon=False, fontsize=8)
@@ -215,8 +242,9 @@ def plot(rows, path, diffs=(), references=()):
 
 
 def plot_curves(results, rows, path):
-    """Validation bbox mAP against iteration for each method's final runs (thin: one seed,
+    """The first metric on val against iteration for each method's final runs (thin: one seed,
     thick: mean): is the schedule long enough?"""
+    main = of_results(results)[0]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -234,7 +262,7 @@ def plot_curves(results, rows, path):
         if steps:
             ax.plot(steps, mean, color=f'C{i % 10}', lw=2, marker='o', ms=3, label=r['method'])
     ax.set_xlabel('iteration')
-    ax.set_ylabel('val bbox mAP (thin: one seed, thick: mean)')
+    ax.set_ylabel(f'val {main.label} (thin: one seed, thick: mean)')
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc='center left', bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
@@ -243,7 +271,9 @@ def plot_curves(results, rows, path):
 
 
 def plot_grid(results, methods, path):
-    """Screening: val bbox mAP against the (first numeric) grid value, one line per method."""
+    """Screening: the first metric on val against the (first numeric) grid value, one line per
+    method."""
+    main = of_results(results)[0]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -252,12 +282,12 @@ def plot_grid(results, methods, path):
     for i, (name, _) in enumerate(methods):
         pts = []
         for r in results['runs']:
-            if r['method'] == name and r.get('screen') and (r.get('val') or {}).get('bbox_mAP') \
+            if r['method'] == name and r.get('screen') and (r.get('val') or {}).get(main.key) \
                     is not None and r.get('setting'):
                 k, v = r['setting'][0]
                 if isinstance(v, (int, float)):
                     key = k
-                    pts.append((v, r['val']['bbox_mAP']))
+                    pts.append((v, r['val'][main.key]))
         if pts:
             ax.plot(*zip(*sorted(pts)), marker='o', color=f'C{i % 10}', label=name)
     if key is None:
@@ -265,7 +295,7 @@ def plot_grid(results, methods, path):
         return None
     ax.set_xscale('log')
     ax.set_xlabel(key.rsplit('.', 1)[-1] + ' (log)')
-    ax.set_ylabel('val bbox mAP (screening seed)')
+    ax.set_ylabel(f'val {main.label} (screening seed)')
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc='center left', bbox_to_anchor=(1, 0.5))
     fig.tight_layout()

@@ -13,8 +13,7 @@ import time
 
 from ...checkpoint.resume import read_last_checkpoint
 from ...utils.errors import UserError
-
-METRICS = ('bbox_mAP', 'segm_mAP')
+from .metrics import DETECTION
 
 
 class ComparisonError(UserError, ValueError):
@@ -150,9 +149,10 @@ def _newest(pattern):
     return found[-1] if found else None
 
 
-def read_train_log(run_dir):
+def read_train_log(run_dir, metrics=DETECTION):
     """From the train scalars: seconds per iteration (mean ``time`` after the first logging
-    window), peak CUDA memory (MiB) or None, and the validation curve [[iter, bbox, segm]]."""
+    window), peak CUDA memory (MiB) or None, and the validation curve [[iter, metric, ...]]
+    (``metrics`` in order; a validation is one that logs the first)."""
     path = _newest(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
     if path is None:
         return None, None, []
@@ -163,25 +163,25 @@ def read_train_log(run_dir):
     memory = [r['memory'] for r in train if 'memory' in r]
     curve, last_iter = [], None  # (a val record's step is the epoch: take the train iter)
     for r in records:
-        if 'coco/bbox_mAP' in r:
-            curve.append([last_iter, r['coco/bbox_mAP'], r.get('coco/segm_mAP')])
+        if metrics[0].log_key in r:
+            curve.append([last_iter] + [r.get(m.log_key) for m in metrics])
         elif 'loss' in r:
             last_iter = r.get('iter', r.get('step'))
     sec = sum(times) / len(times) if times else None
     return sec, (max(memory) if memory else None), curve
 
 
-def test_metrics(test_dir):
-    """{bbox_mAP, segm_mAP} of the newest test run under ``test_dir`` (mmengine's json)."""
+def test_metrics(test_dir, metrics=DETECTION):
+    """{metric key: value} of the newest test run under ``test_dir`` (mmengine's json)."""
     path = _newest(osp.join(test_dir, '*', '*.json'))
     if path is None:
         return {}
     with open(path) as f:
         found = json.load(f)
-    return {m: found[f'coco/{m}'] for m in METRICS if f'coco/{m}' in found}
+    return {m.key: found[m.log_key] for m in metrics if m.log_key in found}
 
 
-def train(record, config, options, run_dir):
+def train(record, config, options, run_dir, metrics=DETECTION):
     """Train one run into ``run_dir`` (afresh); fills ``record`` (status 'trained' or
     'failed'; 'interrupted' when the tool is stopped meanwhile)."""
     if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
@@ -202,7 +202,7 @@ def train(record, config, options, run_dir):
     if code:
         record['error'] = f'train exit status {code}: {_last_error(log)}'
         return record
-    sec, mem, curve = read_train_log(run_dir)
+    sec, mem, curve = read_train_log(run_dir, metrics)
     record.update(
         sec_per_iter=sec,
         peak_memory_mib=mem if mem is not None else rss,
@@ -210,7 +210,7 @@ def train(record, config, options, run_dir):
         if mem is not None else 'cpu peak RSS (train process)',
         val_curve=curve)
     if curve:
-        record['val'] = dict(bbox_mAP=curve[-1][1], segm_mAP=curve[-1][2])
+        record['val'] = {m.key: v for m, v in zip(metrics, curve[-1][1:])}
     ckpt = read_last_checkpoint(run_dir)
     if ckpt is None:
         record['error'] = 'training wrote no last_checkpoint'
@@ -220,9 +220,9 @@ def train(record, config, options, run_dir):
     return record
 
 
-def test(record, config, options):
+def test(record, config, options, metrics=DETECTION):
     """Test a trained run's last checkpoint on the config's test split; fills ``record``
-    (status 'ok' with bbox_mAP / segm_mAP, or 'failed')."""
+    (status 'ok' with its ``metrics``, e.g. bbox_mAP / segm_mAP, or 'failed')."""
     run_dir = osp.dirname(record['checkpoint'])
     log = record['log']
     start = time.time()
@@ -233,13 +233,13 @@ def test(record, config, options):
     ] + options_list(options)
     code, _ = _run(cmd, log)
     record['test_s'] = round(time.time() - start, 1)
-    metrics = test_metrics(test_dir) if code == 0 else {}
-    if code == 0 and len(metrics) == len(METRICS):
-        record.update(metrics, status='ok')
+    found = test_metrics(test_dir, metrics) if code == 0 else {}
+    if code == 0 and len(found) == len(metrics):
+        record.update(found, status='ok')
         record.pop('error', None)
     else:
         record.update(
             status='failed',
             error=f'test exit status {code}: {_last_error(log)}'
-            if code else 'the test wrote no bbox/segm mAP')
+            if code else f'the test wrote no {" / ".join(m.log_key for m in metrics)}')
     return record

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .runs import METRICS
+from .metrics import of_results
 
 BOOTSTRAP = 10000
 
@@ -35,7 +35,9 @@ def final_runs(results, name):
 
 
 def summarise(results, methods):
-    """Per method (in the given order): counts, mean/std of every figure, failures."""
+    """Per method (in the given order): counts, mean/std of every figure (the results' metrics
+    first, in order: ``per_seed`` has them as keys), failures."""
+    keys = tuple(m.key for m in of_results(results))
     rows = []
     for name, config in methods:
         runs = final_runs(results, name)
@@ -49,17 +51,17 @@ def summarise(results, methods):
             ok=len(ok),
             seeds=[r['seed'] for r in ok],
             per_seed={m: {
-                r['seed']: r[m]
+                r['seed']: r.get(m)
                 for r in ok
             }
-                      for m in METRICS},
+                      for m in keys},
             failed=[(r['seed'], r.get('error', '')) for r in runs if r['status'] == 'failed'],
             pending=[r['seed'] for r in runs if r['status'] not in ('ok', 'failed')],
             trainable_params=first.get('trainable_params'),
             backbone_trainable_params=first.get('backbone_trainable_params'),
             params_by_part=first.get('params_by_part'),
             memory_kind=ok[0].get('memory_kind') if ok else None)
-        for key in METRICS + ('sec_per_iter', 'peak_memory_mib'):
+        for key in keys + ('sec_per_iter', 'peak_memory_mib'):
             row[key] = _stats([r.get(key) for r in ok])
         stages = {}
         for r in ok:
@@ -94,13 +96,14 @@ def bootstrap_interval(diffs, level=0.95, resamples=BOOTSTRAP, seed=0):
 
 
 def paired_differences(rows, pairs):
-    """[{pair, a, b, metric, seeds, diffs, mean, t, bootstrap}] for each (a, b) and metric."""
+    """[{pair, a, b, metric, seeds, diffs, mean, t, bootstrap}] for each (a, b) and metric
+    (the rows' metrics: their ``per_seed`` keys)."""
     by_name = {r['method']: r for r in rows}
     out = []
     for a, b in pairs:
-        for metric in METRICS:
+        for metric in by_name[a]['per_seed']:
             pa, pb = by_name[a]['per_seed'][metric], by_name[b]['per_seed'][metric]
-            seeds = sorted(set(pa) & set(pb))
+            seeds = sorted(s for s in set(pa) & set(pb) if None not in (pa[s], pb[s]))
             diffs = [pa[s] - pb[s] for s in seeds]
             out.append(
                 dict(

@@ -1,11 +1,13 @@
 """LieRARunner: mmengine's Runner that applies the LieRA freezing policy before the DDP wrap,
 and survives faults (atomic checkpoints, exact resume, a fallback for damaged checkpoints)."""
 import contextlib
+import logging
 import os.path as osp
 
 import torch
 from mmengine.dist import is_main_process, master_only
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
@@ -21,6 +23,20 @@ from ..hooks.freeze_hook import freeze_hooks_of
 from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
 from .adapter_weight_decay import ADAPTER_DECAY_MULT, split_adapter_decay
 from .worker_init import end_workers_with_process, reseed_workers_each_epoch
+
+
+class _DropFrozenSkips(logging.Filter):
+    """Drops (and counts) mmengine's per-tensor "is skipped since its requires_grad=False"."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropped = 0
+
+    def filter(self, record):
+        if 'is skipped since its requires_grad=False' in record.getMessage():
+            self.dropped += 1
+            return False
+        return True
 
 
 @register_runner
@@ -94,7 +110,15 @@ class LieRARunner(Runner):
             paramwise = dict(optim_wrapper['paramwise_cfg'])
             decay_mult = paramwise.pop('adapter_decay_mult', decay_mult)
             optim_wrapper = dict(optim_wrapper, paramwise_cfg=paramwise)
-        built = super().build_optim_wrapper(optim_wrapper)
+        # mmengine's constructor with a paramwise_cfg logs one warning per frozen tensor
+        # ("... is skipped since its requires_grad=False"): one info line below says it instead
+        quiet = _DropFrozenSkips()
+        logger = MMLogger.get_current_instance()
+        logger.addFilter(quiet)
+        try:
+            built = super().build_optim_wrapper(optim_wrapper)
+        finally:
+            logger.removeFilter(quiet)
         wrappers = getattr(built, 'optim_wrappers', None)
         dropped = moved = 0
         for w in (wrappers.values() if wrappers is not None else [built]):
@@ -105,6 +129,7 @@ class LieRARunner(Runner):
                 group['params'] = keep
             opt.param_groups[:] = [g for g in opt.param_groups if g['params']]
             moved += split_adapter_decay(opt, self._inner_model(), decay_mult)
+        dropped += quiet.dropped
         if dropped:
             self.logger.info(f'LieRARunner: {dropped} frozen parameter tensors left out of the '
                              'optimizer')
