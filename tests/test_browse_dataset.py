@@ -46,3 +46,36 @@ def test_a_missing_split_is_one_error_line(tmp_path):
     assert stderr.strip().splitlines() == [
         f'error: {cfg} has no val_dataloader; choose another --split'
     ]
+
+
+def test_a_classification_config_shows_each_image_with_its_class(tmp_path):
+    """A classification config (mmpretrain's scope): the images enlarged to 192 px under a bar
+    with the class index and name of its list line."""
+    import cv2
+    small = [f'val_dataloader.dataset.synthetic.splits.{s}=2' for s in ('train', 'val', 'test')]
+    out = tmp_path / 'cls.png'
+    code, stdout, stderr = tool_in_process(
+        'browse_dataset',
+        os.path.join(ROOT, 'configs', 'transfer_cls', 'frozen.py'),
+        '--split',
+        'val',
+        '--num',
+        '3',
+        '--cols',
+        '3',
+        '--out',
+        out,
+        '--cfg-options',
+        'val_dataloader.dataset.synthetic.image_size=32',
+        *small,
+        env=dict(MMLIERA_TRANSFER_CLS_DATA=f'{tmp_path}/data/'))
+    assert code == 0, stderr
+    assert 'wrote' in stdout and '2 val images of TransferClsDataset with their labels' in stdout
+    grid = cv2.imread(str(out))
+    assert grid.shape == (24 + 192, 3 * 192, 3)  # 32 px x 6, a bar of 24 px; the 3rd blank
+    raw = cv2.imread(str(tmp_path / 'data' / 'val' / '000000.jpg'))
+    assert (grid[24:, :192] == cv2.resize(raw, None, fx=6, fy=6,
+                                          interpolation=cv2.INTER_NEAREST)).all()
+    bar = grid[:24, :192]
+    assert (bar < 128).any() and (bar == 255).mean() > 0.8  # black text on white
+    assert (grid[:, 2 * 192:] == 255).all()

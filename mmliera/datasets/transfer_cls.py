@@ -1,22 +1,25 @@
-"""The embedded classification transfer task: name the texture of the one object in an image.
+"""The embedded classification transfer task: name the shape of the one large object.
 
-The source backbone (the demo's, ``docs/transfer_study/start_backbone.pth``) was pre-trained to
-*detect* flat-coloured squares, discs and triangles (:mod:`.synthetic_coco`), where shape and
-colour tell the class. Here (:func:`_make_image`) the class is the **texture** filling the one
-large object (:data:`CLASSES`: striped, checkered, dotted as in :mod:`.transfer_coco`, plus
-crosshatched and wavy, which look like stripes and checks at a glance), in two random
-contrasting colours with a random angle and period; the object's shape (the three pre-training
-shapes, crosses, stars) and colours say nothing about the class. A flat distractor shape
-(0-1), clutter lines, a colour-gradient background and pixel noise complete the image.
+Two tasks, drawn by the same generator (:func:`_make_image`), one large object per 64 px image
+on a random colour gradient with 0-2 clutter lines and pixel noise:
 
-``ensure_transfer_cls(root)`` writes, once and atomically, in mmpretrain's ``CustomDataset``
-layout with annotation lists::
+* ``'source'`` (pre-training, ``configs/transfer_cls/source_pretrain.py``): the demo's three
+  shapes (square, disc, triangle) **filled flat** in a random colour;
+* ``'target'`` (the transfer task): five shapes (:data:`CLASSES`: the three and two new ones,
+  cross and star) **filled with a texture** (:data:`TEXTURES`: striped, checkered, dotted as in
+  :mod:`.transfer_coco`, crosshatched, wavy) in two random contrasting colours, with a random
+  angle and period, and half of the images with a small flat distractor shape beside it.
+
+So the backbone trained on the source sees new classes and a new appearance: texture edges
+inside the object where flat fills had none. ``ensure_transfer_cls(root)`` writes, once and
+atomically, in mmpretrain's ``CustomDataset`` layout with annotation lists::
 
     {split}/000000.jpg ...      images (BGR JPEG, ``image_size`` square)
     {split}.txt                 one line per image: ``{split}/000000.jpg <class index>``
 
-for the splits ``train`` (320 images), ``val`` (160) and ``test`` (480): the study fits on
-train, makes every choice on val and reports test. The same seed gives byte-identical files.
+for the splits ``train`` (800 images), ``val`` (200) and ``test`` (600) by default: the study
+fits on train, makes every choice on val and reports test. The same seed gives byte-identical
+files.
 """
 import math
 import os
@@ -36,7 +39,7 @@ CLASSES = SHAPES  # the target task's
 # task -> its classes: 'source' (pre-training: the demo's three shapes, flat random colours),
 # 'target' (the transfer task: five shapes filled with textures)
 TASKS = dict(source=SHAPE_CLASSES, target=SHAPES)
-DEFAULT_SPLITS = dict(train=320, val=160, test=480)
+DEFAULT_SPLITS = dict(train=800, val=200, test=600)
 FORMAT_VERSION = 1
 
 
