@@ -307,52 +307,52 @@ def test_infer_lists_the_top_classes_of_each_image(tiny_cls, tmp_path):
     assert code == 1 and err.startswith('error: --topk 0: give 1 or more classes per image')
 
 
-@pytest.mark.slow  # 3 training and 2 test processes
+@pytest.mark.slow  # 2 training and 1 test processes
 def test_compare_methods_reads_accuracy_and_selects_on_val(tiny_cls, tmp_path):
-    """tools/compare_methods.py on classifiers: top-1 accuracy read from the val and test logs,
-    the grid's choice is the best val top-1 (ties: the lower value), the tables, pairs and plot
+    """tools/compare_methods.py on a classifier: top-1 accuracy read from the val and test logs,
+    the grid's choice is the best val top-1 (ties: the lower value), the tables and the plot
     name the accuracy."""
     import json
-    probe = write_cfg(
-        tmp_path / 'probe.py', tiny_cls['cfg'], """
-model = dict(backbone=dict(_delete_=True, type='ConvNeXt', arch='atto', use_grn=True,
-             layer_scale_init_value=0., gap_before_final_norm=True,
-             init_cfg={{_base_.model.backbone.init_cfg}}))
-""")
     out_dir = tmp_path / 'out'
-    code, out, err = tool_in_process('compare_methods', f'liera={tiny_cls["cfg"]}',
-                                     f'probe={probe}', '--grid', 'liera:optimizer.lr=0.01,0.03',
-                                     '--seeds', '0', '--diff', 'liera-probe', '--work-dir',
+    code, out, err = tool_in_process('compare_methods', f'liera={tiny_cls["cfg"]}', '--grid',
+                                     'optimizer.lr=0.01,0.03', '--seeds', '0', '--work-dir',
                                      tmp_path / 'w', '--out-dir', out_dir, '--no-diagnostics')
     assert code == 0, (out + err)[-4000:]
     results = json.loads((out_dir / 'results.json').read_text())
     assert results['meta']['metrics'] == ['top1']
-    runs = {(r['method'], r['setting_label'], bool(r.get('final'))): r for r in results['runs']}
-    screened = {
-        lab: r['val']['top1']
-        for (m, lab, _), r in runs.items() if m == 'liera' and r.get('screen')
-    }
-    assert len(screened) == 2 and all(0 <= v <= 100 for v in screened.values())
-    best = max(screened.values())
-    chosen = min((lab for lab, v in screened.items() if v == best),
+    screened = {r['setting_label']: r for r in results['runs'] if r.get('screen')}
+    val = {lab: r['val']['top1'] for lab, r in screened.items()}
+    assert len(val) == 2 and all(0 <= v <= 100 for v in val.values())
+    chosen = min((lab for lab, v in val.items() if v == max(val.values())),
                  key=lambda lab: float(lab.split('=')[1]))
-    final = runs[('liera', chosen, True)]
-    probe_run = runs[('probe', 'default', True)]
-    for r in (final, probe_run):  # the test figure is the test tool's own accuracy
-        assert r['status'] == 'ok' and 0 <= r['top1'] <= 100
-        logged = open(r['log']).read()
-        assert f'accuracy/top1: {r["top1"]:.4f}' in logged
-        assert r['val_curve'] and r['val_curve'][-1][1] == r['val']['top1']
-    assert probe_run['backbone_trainable_params'] == 0 < final['backbone_trainable_params']
+    assert f'liera: chose {chosen} (val top-1 accuracy (%) {val[chosen]:.2f}' in out
+    final, = [r for r in results['runs'] if r.get('final')]
+    assert final['setting_label'] == chosen and final['status'] == 'ok'
+    logged = open(final['log']).read()  # the test figure is the test tool's own accuracy
+    assert 0 <= final['top1'] <= 100 and f'accuracy/top1: {final["top1"]:.4f}' in logged
+    assert final['val_curve'][-1][1] == final['val']['top1']
+    assert final['backbone_trainable_params'] > 0 and final['params_by_part']['head'] == 642
     table = (out_dir / 'table.md').read_text()
     assert '| top-1 accuracy (%) |' in table and f'{final["top1"]:.2f}' in table
-    assert 'val top-1 accuracy (%)' in (out_dir / 'grid.md').read_text()
-    assert 'best val top-1 accuracy (%)' in (out_dir / 'grid.md').read_text()
-    pairs = (out_dir / 'pairs.md').read_text()
-    assert f'| liera − probe | top-1 accuracy (%) | 1 | {final["top1"] - probe_run["top1"]:+.2f}' \
-        in pairs
+    grid = (out_dir / 'grid.md').read_text()
+    assert 'val top-1 accuracy (%)' in grid and 'best val top-1 accuracy (%)' in grid
     assert 'val_top1' in (out_dir / 'results.csv').read_text().splitlines()[0]
     assert (out_dir / 'plot.png').stat().st_size > 10000
+
+
+def test_pairs_of_accuracies_are_written_in_accuracy_units():
+    from mmliera.cli.compare.report import pairs_table
+    from mmliera.cli.compare.stats import paired_differences
+    rows = [
+        dict(method=m, per_seed=dict(top1={
+            0: a,
+            1: b
+        })) for m, a, b in (('x', 60.0, 64.5), ('y', 55.0, 56.5))
+    ]
+    diffs = paired_differences(rows, [('x', 'y')])
+    assert [(d['metric'], d['diffs']) for d in diffs] == [('top1', [5.0, 8.0])]
+    table = pairs_table(diffs)
+    assert '| x − y | top-1 accuracy (%) | 2 | +6.50 |' in table and '0: +5.00, 1: +8.00' in table
 
 
 @pytest.mark.slow  # mmpretrain's own tools, each in a fresh process

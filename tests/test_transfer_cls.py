@@ -157,3 +157,15 @@ def test_the_shipped_start_backbone_is_the_pinned_one():
     src = Config.fromfile(hook['config'])
     assert src.model.backbone.init_cfg is None and src.model.head.num_classes == 3
     assert np.isclose(src.optim_wrapper.optimizer.lr, 2e-3)
+
+
+def test_comparing_a_classifier_with_a_detector_is_one_error(tmp_path):
+    code, out, err = tool_in_process(
+        'compare_methods', 'probe=' + os.path.join(CONFIGS, 'frozen.py'),
+        'heads=' + os.path.join(ROOT, 'configs', 'transfer', 'frozen.py'), '--work-dir',
+        tmp_path / 'w')
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and lines == [
+        'error: method heads is scored by bbox mAP, segm mAP, method probe by top-1 accuracy '
+        '(%); compare methods of one task (the same test_evaluator)'
+    ], err
