@@ -40,9 +40,9 @@ def pytest_configure(config):
 # the longest groups (--durations of the whole suite), started first so that at the end no
 # worker waits alone for one of them (setup.cfg: --no-loadscope-reorder keeps this order)
 LONGEST_FIRST = [
-    'test_end_to_end.py', 'test_compare_methods.py', 'test_faults.py', 'test_fault_units.py',
-    'test_study_protocol.py', 'test_dora_pissa.py', 'test_configs.py', 'test_tool_errors.py',
-    'tiny_run', 'test_benchmark.py', 'test_mmdet_tools.py', 'test_classification.py',
+    'test_end_to_end.py', 'test_compare_methods.py', 'test_classification.py', 'test_faults.py',
+    'test_fault_units.py', 'test_study_protocol.py', 'test_dora_pissa.py', 'test_configs.py',
+    'test_tool_errors.py', 'tiny_run', 'test_benchmark.py', 'test_mmdet_tools.py',
     'test_any_backbone.py'
 ]
 

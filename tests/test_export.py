@@ -78,3 +78,15 @@ def test_mmliera_hooks_and_runner_are_dropped():
     plain = plain_config(cfg)
     assert [h['type'] for h in plain.custom_hooks] == ['EMAHook']
     assert 'runner_type' not in plain and mmliera_parts(plain) == []
+
+
+def test_classification_study_config_exports_to_plain_mmpretrain_terms():
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'transfer_cls', 'liera_r8.py'))
+    assert mmliera_parts(cfg)
+    plain = plain_config(cfg)
+    assert mmliera_parts(plain) == []
+    ds = plain.train_dataloader.dataset
+    assert ds.type == 'CustomDataset' and 'synthetic' not in ds
+    assert ds.metainfo.classes == ['square', 'disc', 'triangle', 'cross', 'star']
+    bb = plain.model.backbone
+    assert bb.type == 'mmpretrain.ConvNeXt' and 'adapter' not in bb

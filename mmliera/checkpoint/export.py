@@ -3,9 +3,11 @@
 ``plain_config(cfg)`` rewrites an mmliera config into plain mmdet/mmpretrain terms:
 ``LieRAConvNeXt`` -> ``mmpretrain.ConvNeXt`` (same arguments, minus ``adapter``/``trainable``),
 ``type='LieRA'`` -> its inner backbone, ``SyntheticCocoDataset`` -> ``CocoDataset`` (with its
-classes), and drops mmliera's hooks, runner and import. ``export_merged`` folds every adapter
-into its weight (W' in the layer's mode) and writes ``model.pth`` (state dict without
-any ``lora_*`` key) and ``config.py`` (``load_from`` pointing at it).
+classes), ``TransferClsDataset`` -> mmpretrain's ``CustomDataset`` (with its classes), and
+drops mmliera's hooks (also top-level helper variables holding one, e.g. ``pretrain_hook``),
+runner and import. ``export_merged`` folds every adapter into its weight (W' in the layer's
+mode) and writes ``model.pth`` (state dict without any ``lora_*`` key) and ``config.py``
+(``load_from`` pointing at it).
 """
 import copy
 import os
@@ -23,7 +25,7 @@ from .atomic import atomic_path
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
                  'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner', 'SyntheticCocoDataset',
-                                 'TransferCocoDataset')
+                                 'TransferCocoDataset', 'TransferClsDataset')
 
 
 class ExportError(UserError, ValueError):
@@ -44,9 +46,15 @@ def _plain_backbone(backbone):
 
 def _plain_datasets(node):
     """Replace the generated datasets (SyntheticCocoDataset, TransferCocoDataset) by
-    CocoDataset (+ their metainfo) anywhere in a config tree."""
+    CocoDataset (+ their metainfo), TransferClsDataset by CustomDataset (+ its task's classes)
+    anywhere in a config tree (the data already written stays readable by them)."""
     if isinstance(node, dict):
         node = {k: _plain_datasets(v) for k, v in node.items()}
+        if node.get('type') == 'TransferClsDataset':
+            from ..datasets.transfer_cls import TASKS
+            task = (node.pop('synthetic', None) or {}).get('task', 'target')
+            node['type'] = 'CustomDataset'
+            node.setdefault('metainfo', dict(classes=list(TASKS[task])))
         if node.get('type') in ('SyntheticCocoDataset', 'TransferCocoDataset'):
             from ..registry import DATASETS
             meta = DATASETS.get(node['type']).METAINFO
@@ -96,6 +104,8 @@ def plain_config(cfg: Config) -> Config:
     if (default_hooks.get('checkpoint') or {}).get('type') == 'AtomicCheckpointHook':
         default_hooks['checkpoint']['type'] = 'CheckpointHook'
     d.pop('pretrained', None)
+    for key in [k for k, v in d.items() if isinstance(v, dict) and v.get('type') in MMLIERA_HOOKS]:
+        d.pop(key)  # a helper variable of the config (e.g. pretrain_hook), not a setting
     found = []
     _find_types(d, found)
     if found:
