@@ -80,8 +80,10 @@ def _demo_data_in_a_temporary_folder(tmp_path_factory):
     checkout's data/ (the configs read MMLIERA_DEMO_DATA, MMLIERA_TRANSFER_DATA and
     MMLIERA_TRANSFER_CLS_DATA; subprocesses
     inherit them)."""
-    names = dict(MMLIERA_DEMO_DATA='synthetic_coco', MMLIERA_TRANSFER_DATA='transfer_coco',
-                 MMLIERA_TRANSFER_CLS_DATA='transfer_cls')
+    names = dict(
+        MMLIERA_DEMO_DATA='synthetic_coco',
+        MMLIERA_TRANSFER_DATA='transfer_coco',
+        MMLIERA_TRANSFER_CLS_DATA='transfer_cls')
     old = {k: os.environ.get(k) for k in names}
     base = tmp_path_factory.mktemp('demo_data')
     for k, name in names.items():
