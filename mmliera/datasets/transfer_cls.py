@@ -32,7 +32,7 @@ from mmpretrain.datasets import CustomDataset
 from ..registry import DATASETS
 from .synthetic_coco import CLASSES as SHAPE_CLASSES
 from .synthetic_coco import generate_once
-from .transfer_coco import SHAPES, _fill, _polygon, _texture
+from .transfer_coco import SHAPES, _fill, _polygon, _texture, paint_two_colours
 
 TEXTURES = ('striped', 'checkered', 'dotted', 'crosshatched', 'wavy')
 CLASSES = SHAPES  # the target task's
@@ -58,9 +58,7 @@ def texture(rng, kind, size):
     else:  # wavy stripes
         amp, wave = rng.uniform(1.5, 3.0), rng.uniform(10, 16)
         on = np.sin(2 * math.pi * (u + amp * np.sin(2 * math.pi * v / wave)) / period) > 0
-    c0 = rng.uniform(20, 235, 3)
-    c1 = np.clip(c0 + rng.choice([-1, 1], 3) * rng.uniform(70, 140, 3), 0, 255)
-    return np.where(on[..., None], c1, c0)
+    return paint_two_colours(rng, on)
 
 
 def _make_image(rng, size, task='target'):

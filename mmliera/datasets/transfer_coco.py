@@ -65,6 +65,11 @@ def _texture(rng, kind, size):
         du = (u / period) % 1 - 0.5
         dv = (v / period) % 1 - 0.5
         on = du**2 + dv**2 < rng.uniform(0.05, 0.09)
+    return paint_two_colours(rng, on)
+
+
+def paint_two_colours(rng, on):
+    """(H, W, 3) float image: a random colour where ``on`` is True, a contrasting one elsewhere."""
     c0 = rng.uniform(20, 235, 3)
     c1 = np.clip(c0 + rng.choice([-1, 1], 3) * rng.uniform(70, 140, 3), 0, 255)
     return np.where(on[..., None], c1, c0)
