@@ -112,7 +112,7 @@ def test_vtab_counts_match_table_1_with_the_head_included():
         assert abs(found[rank] / 1e6 - TABLE_1[rank]) <= 0.0101, (rank, found[rank])
         assert abs((found[rank] - head) / 1e6 - TABLE_1[rank]) > 0.09  # not without the head
     out = tool_output('count_params', _vtab('liera_r2_convnextv2-b_vtab1k.py'))
-    assert re.search(r'^head\s+102,500\s+0\s+0$', out, re.M), out
+    assert re.search(r'^head\s+102,500\s+0\s+0\s+trained fully$', out, re.M), out
     assert re.search(rf'^total\s+{found[2]:,}\s', out, re.M), out
     per_rank = (found[16] - found[2]) / 14
     assert all(found[r] == 102_500 + per_rank * r for r in TABLE_1)  # linear in the rank

@@ -199,11 +199,13 @@ def test_parameter_table_counts():
     adapters = sum(p.numel() for n, p in det.named_parameters() if 'lora_' in n)
     assert rows['backbone'] == (adapters, sum(p.numel()
                                               for p in det.backbone.parameters()) - adapters,
-                                adapters)
-    assert rows['neck'] == (320 * 16 + 16, 0, 0)
+                                adapters, 'adapted')
+    assert rows['neck'] == (320 * 16 + 16, 0, 0, 'trained fully')
     assert rows['total'][0] == sum(p.numel() for p in det.parameters() if p.requires_grad)
     text = format_table(parameter_table(det))
-    assert text.splitlines()[0].split() == ['module', 'trainable', 'frozen', 'adapter']
+    assert text.splitlines()[0].split() == ['module', 'trainable', 'frozen', 'adapter', 'role']
+    det.neck.bias.requires_grad_(False)
+    assert parameter_table(det)[1][4] == 'frozen + 5,120 trained fully'
 
 
 PARAM_GROUPS = dict(

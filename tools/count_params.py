@@ -36,11 +36,18 @@ def main(argv=None):
     for hook in freeze_hooks_of(cfg.get('custom_hooks')):
         hook.policy.apply(model)
 
-    backbone = getattr(model, 'backbone', model)
-    settings = getattr(backbone, 'liera_adapter', None)
     print(f'config: {args.config}')
-    print(f'backbone: {type(backbone).__name__}' +
-          (f', adapter: {settings}' if settings else ', no LieRA adapters'))
+    parts = getattr(model, 'liera_adapter', None)  # type='LieRADetector': {part: settings}
+    if parts is not None:
+        print(f'{type(model).__name__} adapted whole (LieRADetector); new class layers: '
+              f'{getattr(model, "liera_new_layers", [])}')
+        for part, settings in parts.items():
+            print(f'{part}: adapter {settings}')
+    else:
+        backbone = getattr(model, 'backbone', model)
+        settings = getattr(backbone, 'liera_adapter', None)
+        print(f'backbone: {type(backbone).__name__}' +
+              (f', adapter: {settings}' if settings else ', no LieRA adapters'))
     print('\nLieRA adapter parameters by layer kind:')
     print(format_counts(adapter_counts(model)))
     print('\nParameters per module:')

@@ -28,7 +28,8 @@ def main(argv=None):
 
     cfg, model = build_model_from_config(args.config, args.cfg_options)
     plain_config(cfg)  # a config that cannot be exported fails before any weight is read
-    load_weights(model, args.checkpoint)  # must fit the config's model (one clear error)
+    # must fit the config's model (one clear error); an adapter file reads its base weights
+    load_weights(model, args.checkpoint, base=cfg.get('load_from'))
     ckpt, config = export_merged(cfg, model, args.out_dir)
     print(f'wrote {ckpt}\nwrote {config}')
 

@@ -33,7 +33,7 @@ class LieRAClassifierInferencer(ImageClassificationInferencer):
         cfg = load_config(config)
         cfg.model.pop('pretrained', None)
         model = build_model(cfg)
-        kind, meta = load_weights(model, weights)
+        kind, meta = load_weights(model, weights, base=cfg.get('load_from'))
         meta = {} if kind == 'adapters' else meta.get('dataset_meta') or {}
         classes = meta.get('classes') or config_dataset_meta(cfg).get('classes')
         model._config = cfg

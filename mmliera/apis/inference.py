@@ -111,7 +111,7 @@ class LieRAInferencer(DetInferencer):
         cfg.model.pop('pretrained', None)
         model = MODELS.build(cfg.model)
         model.cfg = cfg
-        kind, meta = load_weights(model, weights)
+        kind, meta = load_weights(model, weights, base=cfg.get('load_from'))
         meta = {} if kind == 'adapters' else meta.get('dataset_meta') or {}
         dataset_meta = {k.lower(): v for k, v in meta.items()}
         from_config = config_dataset_meta(cfg)

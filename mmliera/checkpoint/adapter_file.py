@@ -2,7 +2,9 @@
 
 What is saved is what training changes: every parameter that requires grad (adapter factors,
 neck, heads, any ``trainable`` pattern) and the persistent buffers outside the adapted modules
-(``adapted_modules``, default the backbone), plus the adapter settings of every LieRA layer
+(``adapted_modules``, default the backbone, and every module built with adapters: with
+``type='LieRADetector'`` the whole detector, whose frozen statistics come from its
+checkpoint), plus the adapter settings of every LieRA layer
 (mode, rank, alpha, factor shapes) and the base config. Loading into a model built from the same
 config (with the base pretrained weights) restores it exactly; any mismatch (other arch, rank,
 mode, missing or extra tensors, truncated or non-safetensors file) raises one
@@ -17,6 +19,7 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..models.freeze_policy import adapted_parts
 from ..models.peft import AdapterConfig, adapter_layers, is_adapter_key
 from ..utils.errors import UserError
 from .atomic import atomic_path
@@ -58,7 +61,8 @@ def adapter_state_dict(
     """The tensors an adapter checkpoint holds (see the module docstring)."""
     model = _unwrap(model)
     out = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    prefixes = tuple(m + '.' for m in adapted_modules)
+    parts = tuple(adapted_parts(model))  # modules built with adapters ('': a whole detector)
+    prefixes = tuple(m + '.' if m else '' for m in tuple(adapted_modules) + parts)
     persistent = model.state_dict(keep_vars=True)
     for n, b in model.named_buffers():
         if n in persistent and (not n.startswith(prefixes) or is_adapter_key(n)):

@@ -2,7 +2,8 @@
 
 ``plain_config(cfg)`` rewrites an mmliera config into plain mmdet/mmpretrain terms:
 ``LieRAConvNeXt`` -> ``mmpretrain.ConvNeXt`` (same arguments, minus ``adapter``/``trainable``),
-``type='LieRA'`` -> its inner backbone, ``SyntheticCocoDataset`` -> ``CocoDataset`` (with its
+``type='LieRA'`` -> its inner backbone, ``type='LieRADetector'`` -> its detector,
+``SyntheticCocoDataset`` -> ``CocoDataset`` (with its
 classes), ``TransferClsDataset`` -> mmpretrain's ``CustomDataset`` (with its classes), and
 drops mmliera's hooks (also top-level helper variables holding one, e.g. ``pretrain_hook``),
 runner and import. ``export_merged`` folds every adapter into its weight (W' in the layer's
@@ -24,8 +25,10 @@ from .atomic import atomic_path
 
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
                  'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
-MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRARunner', 'SyntheticCocoDataset',
-                                 'TransferCocoDataset', 'TransferClsDataset')
+MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRADetector', 'LieRARunner',
+                                 'SyntheticCocoDataset', 'TransferCocoDataset',
+                                 'TransferClsDataset')
+LIERA_DETECTOR_KEYS = ('detector', 'adapters', 'new_layers', 'trainable')
 
 
 class ExportError(UserError, ValueError):
@@ -42,6 +45,19 @@ def _plain_backbone(backbone):
         backbone['type'] = 'mmpretrain.ConvNeXt'
     backbone['init_cfg'] = None  # the merged weights come from load_from
     return backbone
+
+
+def _plain_model(model):
+    """``type='LieRADetector'`` -> the detector it wraps (its settings, no adapter keys)."""
+    model = copy.deepcopy(dict(model))
+    if model.get('type') != 'LieRADetector':
+        return model
+    inner = model.get('detector')
+    if isinstance(inner, dict):
+        return copy.deepcopy(dict(inner))
+    plain = {k: v for k, v in model.items() if k not in LIERA_DETECTOR_KEYS}
+    plain['type'] = inner
+    return plain
 
 
 def _plain_datasets(node):
@@ -81,6 +97,7 @@ def _find_types(node, found, path=''):
 def plain_config(cfg: Config) -> Config:
     """A copy of ``cfg`` (mmengine Config) that plain mmdet builds without mmliera."""
     d = _plain_datasets(copy.deepcopy(cfg.to_dict()))
+    d['model'] = _plain_model(d['model'])
     d['model']['backbone'] = _plain_backbone(d['model']['backbone'])
     imports = [
         m for m in (d.get('custom_imports') or {}).get('imports', [])

@@ -107,6 +107,22 @@ def check_data(cfg, stages, config=None):
             'run from the folder that holds it')
 
 
+def check_load_from(cfg, config=None):
+    """Raise DataNotFoundError when ``cfg.load_from`` is a local file that is not there (a
+    model-zoo detector a ``LieRADetector`` config adapts, not yet downloaded); a URL is left to
+    mmengine's download, and a resumed run does not read it."""
+    path = cfg.get('load_from')
+    if not _is_local(path) or osp.isfile(path) or cfg.get('resume') is True:
+        return
+    name = config or getattr(cfg, 'filename', None) or 'the config'
+    hint = cfg.get('load_from_url')
+    raise DataNotFoundError(
+        f'{name} starts from the checkpoint load_from={path}, which is not there (relative to '
+        f'{osp.abspath(".")}); ' +
+        (f'download it from {hint} to that path, or ' if hint else 'put it there, or ') +
+        'pass --cfg-options load_from=<path or URL of the checkpoint>')
+
+
 def _layout(cfg):
     """README's data layout for the config's kind: classification (mmpretrain) or COCO."""
     return README_VTAB if cfg.get('default_scope') == 'mmpretrain' else README_COCO

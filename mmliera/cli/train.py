@@ -10,7 +10,7 @@ import os.path as osp
 from mmengine.dist import is_main_process
 
 from ..checkpoint.resume import UnreadableCheckpointError, checkpoint_problem
-from .data_check import check_data
+from .data_check import check_data, check_load_from
 from .errors import UsageError, exit_on_user_error
 from .launch import build_runner, end_distributed, load_run_config, parse_common
 from .next_steps import next_steps
@@ -81,6 +81,7 @@ def train_main(argv=None, show_next_steps=True):
         cfg.resume = True
         cfg.load_from = args.resume
 
+    check_load_from(cfg, args.config)
     runner = build_runner(cfg)
     runner.train()
     end_distributed()

@@ -1,10 +1,11 @@
 from .adapt import ADAPTER_DEFAULTS, adapt_module, adapter_config, finish_weights_init
 from .backbones import LieRAConvNeXt, build_liera_backbone
+from .detectors import adapt_detector, build_liera_detector
 from .freeze_policy import FreezePolicy, FreezePolicyError
 from .peft import AdapterConfig, AdapterConfigError
 
 __all__ = [
     'ADAPTER_DEFAULTS', 'adapt_module', 'adapter_config', 'finish_weights_init', 'LieRAConvNeXt',
-    'build_liera_backbone', 'FreezePolicy', 'FreezePolicyError', 'AdapterConfig',
-    'AdapterConfigError'
+    'build_liera_backbone', 'adapt_detector', 'build_liera_detector', 'FreezePolicy',
+    'FreezePolicyError', 'AdapterConfig', 'AdapterConfigError'
 ]

@@ -25,20 +25,22 @@ def adapter_config(adapter=None) -> dict:
     return AdapterConfig.from_dict(adapter).to_dict()
 
 
-def adapt_module(module: nn.Module, adapter=None, trainable=()) -> nn.Module:
+def adapt_module(module: nn.Module, adapter=None, trainable=(), exclude=()) -> nn.Module:
     """Inject adapters into ``module`` and freeze all but their factors and ``trainable``.
 
     ``adapter``: :class:`~.peft.config.AdapterConfig` settings (dict). ``trainable``: extra
     parameter-name patterns (relative to ``module``) that keep training, e.g. ``['norm']``;
-    one that matches nothing raises. Exact zeros in the weights are not reported here (the
-    real weights usually load later; :func:`finish_weights_init` reports them). Returns
-    ``module``.
+    one that matches nothing raises. ``exclude``: module names (relative to ``module``) that
+    get no adapter (see :func:`~.peft.inject.inject_adapters`). Exact zeros in the weights are
+    not reported here (the real weights usually load later; :func:`finish_weights_init`
+    reports them). Returns ``module``.
     """
     cfg = AdapterConfig.from_dict(adapter)
     trainable = [trainable] if isinstance(trainable, str) else list(trainable or ())
     base_frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
     frozen_layers = {n.rpartition('.')[0] for n in base_frozen if n.endswith('.weight')}
-    module.liera_layers = inject_adapters(module, adapter=cfg, check_zeros=False, freeze_base=False)
+    module.liera_layers = inject_adapters(
+        module, adapter=cfg, check_zeros=False, freeze_base=False, exclude=exclude)
     for name, layer in adapter_layers(module).items():
         if name in frozen_layers:  # the module froze this layer: its adapter stays frozen
             base_frozen |= {
@@ -72,7 +74,10 @@ def load_reports(model: nn.Module):
     """Within this block, pretrained loads into any adapted part of ``model`` report in one
     line (see :mod:`.pretrained_report`)."""
     with contextlib.ExitStack() as stack:
-        for m in model.modules():
-            if hasattr(m, 'liera_layers'):
+        outer = []  # the outermost adapted modules: one line each (a whole detector: one)
+        for name, m in model.named_modules():
+            if hasattr(m, 'liera_layers') and not any(
+                    name.startswith(o + '.') or o == '' for o in outer):
+                outer.append(name)
                 stack.enter_context(pretrained_load_report(m))
         yield

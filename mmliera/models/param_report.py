@@ -40,25 +40,39 @@ def format_counts(counts):
 
 
 def parameter_table(model):
-    """Rows (top-level module, trainable, frozen, adapter) with a final 'total' row."""
+    """Rows (top-level module, trainable, frozen, adapter, role) with a final 'total' row.
+
+    role: ``adapted`` (its trainable parameters are adapter factors), ``frozen``, ``trained
+    fully``, or ``adapted + N new`` / ``frozen + N new`` where N trainable parameters outside
+    the adapters train fully (a detector's re-created class layers, norms made trainable).
+    """
     rows = {}
     for n, p in model.named_parameters():
         top = n.split('.', 1)[0]
-        r = rows.setdefault(top, [0, 0, 0])
+        r = rows.setdefault(top, [0, 0, 0, 0])  # trainable, frozen, adapter, trainable adapter
         r[0 if p.requires_grad else 1] += p.numel()
         if is_adapter_factor(n):
             r[2] += p.numel()
-    out = [(k, *v) for k, v in rows.items()]
-    out.append(('total', *[sum(r[i] for r in rows.values()) for i in range(3)]))
+            r[3] += p.numel() if p.requires_grad else 0
+    out = [(k, *v[:3], _role(*v)) for k, v in rows.items()]
+    out.append(('total', *[sum(r[i] for r in rows.values()) for i in range(3)], ''))
     return out
+
+
+def _role(trainable, frozen, adapter, trainable_adapter):
+    full = trainable - trainable_adapter
+    if not frozen:
+        return 'trained fully'
+    base = 'adapted' if trainable_adapter else 'frozen'
+    return f'{base} + {full:,} trained fully' if full else base
 
 
 def format_table(rows):
     """A plain-text table of ``parameter_table`` rows."""
-    head = ('module', 'trainable', 'frozen', 'adapter')
-    body = [(r[0], *(f'{x:,}' for x in r[1:])) for r in rows]
-    widths = [max(len(str(row[i])) for row in [head] + body) for i in range(4)]
-    fmt = '{:<%d}  {:>%d}  {:>%d}  {:>%d}' % tuple(widths)
-    lines = [fmt.format(*head), '  '.join('-' * w for w in widths)]
-    lines += [fmt.format(*row) for row in body]
+    head = ('module', 'trainable', 'frozen', 'adapter', 'role')
+    body = [(r[0], *(f'{x:,}' for x in r[1:4]), *r[4:]) for r in rows]
+    widths = [max(len(str(row[i])) for row in [head] + body) for i in range(5)]
+    fmt = '{:<%d}  {:>%d}  {:>%d}  {:>%d}  {:<%d}' % tuple(widths)
+    lines = [fmt.format(*head).rstrip(), '  '.join('-' * w for w in widths)]
+    lines += [fmt.format(*row).rstrip() for row in body]
     return '\n'.join(lines)

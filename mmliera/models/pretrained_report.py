@@ -41,6 +41,7 @@ def pretrained_load_report(module):
         for k in fresh:
             missing.remove(k)
         lost = sum(1 for k in missing if _owned(k, base_keys))
+        lost += len(getattr(mod, 'liera_recreated_keys', ()))  # a detector's new class layers
         if not fresh:  # a checkpoint with adapters (a trained model): nothing to say
             return
         print_log(

@@ -52,17 +52,12 @@ def backbone_change(config, options, checkpoint) -> 'OrderedDict[str, float]':
     from mmengine.logging import MMLogger
 
     from ...apis.model import build_model_from_config
-    from ...checkpoint.load import load_weights
-    from ...checkpoint.safe_load import mmengine_safe_globals
-    from ...models.adapt import load_reports
-    from ...models.peft.inject import init_adapters_from_weights
+    from ...checkpoint.load import load_base_weights, load_weights
     if not MMLogger.check_instance_created(_LOGGER):
         MMLogger.get_instance(_LOGGER, log_level='WARNING')  # the init's report stays quiet
-    _, model = build_model_from_config(config, options)
-    with mmengine_safe_globals(), load_reports(model), \
-            contextlib.redirect_stdout(io.StringIO()):
-        model.init_weights()
-    init_adapters_from_weights(model)
+    cfg, model = build_model_from_config(config, options)
+    with contextlib.redirect_stdout(io.StringIO()):
+        load_base_weights(model, cfg.get('load_from'))  # what training started from
     before = effective_weights(model.backbone)
     load_weights(model, checkpoint)
     return relative_change(before, effective_weights(model.backbone))

@@ -21,14 +21,21 @@ _DIST_ENV = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK
              'ROLE_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID')
 
 
-def export_backbone(src, dst, prefix='backbone.'):
+def export_backbone(src, dst, prefix='backbone.', drop=()):
     """Write the ``prefix`` weights of checkpoint ``src`` to ``dst`` in mmpretrain's format.
 
     ``{'meta': {...}, 'state_dict': {'backbone.<name>': tensor}}``: what mmpretrain's model zoo
     ships and ``init_cfg=dict(type='Pretrained', checkpoint=dst, prefix='backbone.')`` reads.
+    ``prefix=''``: the whole model (a detector for ``load_from``), without the modules named in
+    ``drop`` (e.g. its class layers, which the adapted detector re-creates).
     """
     ckpt = safe_load(src)
-    state = {k: v for k, v in ckpt.get('state_dict', ckpt).items() if k.startswith(prefix)}
+    drop = tuple(f'{d}.' for d in drop)
+    state = {
+        k: v
+        for k, v in ckpt.get('state_dict', ckpt).items()
+        if k.startswith(prefix) and not k.startswith(drop)
+    }
     if not state:
         raise ValueError(f'{src} has no parameters under {prefix!r}')
     meta = dict(source=osp.abspath(src), iter=ckpt.get('meta', {}).get('iter'))
@@ -67,6 +74,9 @@ class PretrainBackboneHook(Hook):
         sha256 (str, optional): the expected weights checksum of ``checkpoint``.
         threads (int, optional): intra-op threads of the pre-training (None: inherited).
         device (str): 'cpu' hides GPUs from the pre-training; None leaves them visible.
+        prefix (str): the part of the pre-trained model written to ``checkpoint``
+            (default ``'backbone.'``; ``''``: the whole detector, for ``load_from``).
+        drop (list[str]): module names left out of ``checkpoint`` (e.g. class layers).
     """
 
     priority = 'VERY_HIGH'
@@ -78,7 +88,9 @@ class PretrainBackboneHook(Hook):
                  cfg_options=None,
                  sha256=None,
                  threads=1,
-                 device='cpu'):
+                 device='cpu',
+                 prefix='backbone.',
+                 drop=()):
         self.config = config
         self.checkpoint = checkpoint
         self.work_dir = work_dir or osp.join(osp.dirname(osp.abspath(checkpoint)), 'work_dir')
@@ -86,6 +98,8 @@ class PretrainBackboneHook(Hook):
         self.sha256 = sha256
         self.threads = threads
         self.device = device
+        self.prefix = prefix
+        self.drop = tuple(drop)
         self.weights_sha256 = None
 
     def before_run(self, runner):
@@ -162,7 +176,7 @@ class PretrainBackboneHook(Hook):
         if last is None:
             raise PretrainBackboneError(f'PretrainBackboneHook: the pre-training in '
                                         f'{self.work_dir} wrote no last_checkpoint; see {log}')
-        export_backbone(last, self.checkpoint)
+        export_backbone(last, self.checkpoint, self.prefix, self.drop)
         runner.logger.info(f'PretrainBackboneHook: wrote {self.checkpoint} (mmpretrain format) '
                            f'from {last}')
 

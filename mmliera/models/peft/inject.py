@@ -27,9 +27,12 @@ def _adapter_class(module):
     return None
 
 
-def _plan(module, cfg):
-    """{module name: AdapterConfig} of the modules to adapt."""
-    named = [(n, m) for n, m in module.named_modules() if n]
+def _plan(module, cfg, exclude=()):
+    """{module name: AdapterConfig} of the modules to adapt (none of ``exclude`` nor inside it:
+    e.g. the class layers a detector re-creates, which train fully)."""
+    skip = tuple(exclude)
+    named = [(n, m) for n, m in module.named_modules()
+             if n and not any(n == e or n.startswith(e + '.') for e in skip)]
     if cfg.targets is None:
         done = [n for n, m in named if isinstance(m, LieRALayer)]
         if done:
@@ -68,6 +71,7 @@ def inject_adapters(module: nn.Module,
                     check_zeros=True,
                     freeze_base=True,
                     adapter=None,
+                    exclude=(),
                     **options) -> List[str]:
     """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place.
 
@@ -79,7 +83,8 @@ def inject_adapters(module: nn.Module,
     adapter parameters of ``module`` require grad (the freezing policy of
     :class:`mmliera.FreezePolicy` with no extra pattern); ``False`` leaves requires_grad as it
     was. ``check_zeros``: warn per layer about exact zeros in W (pass False when the real
-    weights are loaded later, and call :func:`warn_exact_zeros` then).
+    weights are loaded later, and call :func:`warn_exact_zeros` then). ``exclude``: module
+    names (relative to ``module``) left without adapters, their submodules too.
     """
     given = dict(options, targets=targets)
     if rank is not None:
@@ -92,7 +97,7 @@ def inject_adapters(module: nn.Module,
             raise AdapterConfigError('inject_adapters needs rank=... (or adapter=dict(...))')
         cfg = AdapterConfig.from_dict(given, check=False)
     # each layer checks its own settings, so an error names the layer
-    plan = _plan(module, cfg)
+    plan = _plan(module, cfg, exclude)
     if not plan:
         raise AdapterConfigError(f'no nn.Conv2d / nn.Linear submodule of '
                                  f'{type(module).__name__} matched the targets; nothing to adapt')

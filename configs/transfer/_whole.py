@@ -1,0 +1,36 @@
+# The whole-detector variant of the embedded transfer task (README "Adapting a whole trained
+# detector"; docs/whole_detector.md): instead of a pre-trained backbone with new neck and
+# heads, every method starts from the whole Mask R-CNN the demo pre-trains on its shapes
+# (configs/demo/full_maskrcnn_convnextv2-atto_synthetic-pretrain.py), saved without its class
+# layers as docs/transfer_study/start_detector.pth (made by PretrainBackboneHook with
+# prefix='' when missing), and adapts it whole to the transfer task's classes. type=
+# 'LieRADetector' re-creates the class layers (fc_cls, fc_reg, conv_logits: they train fully,
+# at the base lr) and freezes everything else but what each arm trains:
+#   whole_frozen.py  neck and heads retrained fully, backbone frozen
+#   whole_lora.py / whole_liera.py  rank-8 factors in backbone, neck, RPN and RoI heads
+#   whole_full.py    everything trains
+# The searched value, chosen per arm on val (tools/transfer_whole_study.sh): the adapter arms'
+# lr_mult of every adapter factor (custom key 'lora_'; the class layers stay at the base lr
+# 1e-3), the other arms' base lr (optim_wrapper.optimizer.lr: all they train, class layers
+# included).
+_base_ = ['./_base_transfer.py']
+
+start_detector = '{{ fileDirname }}/../../docs/transfer_study/start_detector.pth'
+class_layers = [
+    'roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg', 'roi_head.mask_head.conv_logits'
+]
+model = dict(
+    type='LieRADetector',
+    detector='MaskRCNN',
+    adapters=dict(),
+    new_layers='auto',
+    backbone=dict(init_cfg=None))  # every weight comes from load_from
+load_from = start_detector
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True)))
+detector_hook = dict(
+    type='PretrainBackboneHook',
+    config={{_base_.pretrain_config}},
+    checkpoint=start_detector,
+    prefix='',
+    drop=class_layers)
+custom_hooks = [dict(type='LieRAFreezeHook'), detector_hook]
