@@ -391,3 +391,37 @@ def _image(tmp_path):
     path = str(tmp_path / 'image.png')
     cv2.imwrite(path, (torch.rand(96, 128, 3) * 255).to(torch.uint8).numpy())
     return path
+
+
+def test_a_whole_start_detector_is_exported_without_its_class_layers(tmp_path):
+    """PretrainBackboneHook(prefix='', drop=class layers) writes the whole detector but its
+    class layers: the embedded whole-detector study's start (configs/transfer/_whole.py)."""
+    from mmliera.engine.hooks.pretrain_backbone_hook import export_backbone
+    state = _plain_checkpoint(tmp_path / 'run.pth', num_classes=3)
+    export_backbone(str(tmp_path / 'run.pth'), str(tmp_path / 'start.pth'), prefix='', drop=NEW)
+    written = torch.load(tmp_path / 'start.pth', weights_only=True)['state_dict']
+    assert set(written) == {k for k in state if k.rpartition('.')[0] not in NEW}
+    assert any(k.startswith('roi_head.bbox_head.shared_fcs') for k in written)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'transfer', '_whole.py'))
+    hook = cfg.custom_hooks[-1]
+    assert (hook.prefix, list(hook.drop)) == ('', NEW) and hook.checkpoint == cfg.load_from
+
+
+def test_a_missing_load_from_is_one_error_naming_the_download(tmp_path):
+    from helpers import tool_in_process
+    cfg = write_cfg(
+        tmp_path / 'c.py',
+        os.path.join(ROOT, 'configs', 'whole_detector', 'liera_maskrcnn_r50_whole_balloon.py'),
+        f"load_from = '{tmp_path}/nowhere.pth'\n")
+    data = tmp_path / 'data'
+    for split in ('train', 'val'):
+        (data / split).mkdir(parents=True)
+        (data / split / 'annotation_coco.json').write_text('{}')
+    code, out, err = tool_in_process('train', cfg, '--cfg-options',
+                                     f'train_dataloader.dataset.data_root={data}/',
+                                     f'val_dataloader.dataset.data_root={data}/',
+                                     f'val_evaluator.ann_file={data}/val/annotation_coco.json')
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith('error:'), err
+    assert 'nowhere.pth, which is not there' in lines[0]
+    assert 'download it from https://download.openmmlab.com/mmdetection/' in lines[0]

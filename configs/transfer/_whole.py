@@ -2,8 +2,11 @@
 # detector"; docs/whole_detector.md): instead of a pre-trained backbone with new neck and
 # heads, every method starts from the whole Mask R-CNN the demo pre-trains on its shapes
 # (configs/demo/full_maskrcnn_convnextv2-atto_synthetic-pretrain.py), saved without its class
-# layers as docs/transfer_study/start_detector.pth (made by PretrainBackboneHook with
-# prefix='' when missing), and adapts it whole to the transfer task's classes. type=
+# layers as docs/transfer_study/start_detector.pth (17 MB, shipped; weights sha256 pinned
+# below; PretrainBackboneHook with prefix='' makes it again only when missing), and adapts it
+# whole to the transfer task's classes. (Its backbone is not start_backbone.pth: the same
+# pre-training re-run on 2026-12-02 on this machine gave other weights than the earlier run
+# that made start_backbone.pth, so the two studies start from different pre-trainings.) type=
 # 'LieRADetector' re-creates the class layers (fc_cls, fc_reg, conv_logits: they train fully,
 # at the base lr) and freezes everything else but what each arm trains:
 #   whole_frozen.py  neck and heads retrained fully, backbone frozen
@@ -25,6 +28,7 @@ model = dict(
     adapters=dict(),
     new_layers='auto',
     backbone=dict(init_cfg=None))  # every weight comes from load_from
+start_detector_sha256 = '10b5162fd35980993fe84348afc5f9110efad63d32642bec78f29eedd3fe98be'
 load_from = start_detector
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True)))
 detector_hook = dict(
@@ -32,5 +36,6 @@ detector_hook = dict(
     config={{_base_.pretrain_config}},
     checkpoint=start_detector,
     prefix='',
-    drop=class_layers)
+    drop=class_layers,
+    sha256=start_detector_sha256)
 custom_hooks = [dict(type='LieRAFreezeHook'), detector_hook]

@@ -85,9 +85,10 @@ def count_trainable(config, options):
 
 
 def start_checkpoint(cfg):
-    """The local file the backbone starts from (``init_cfg`` Pretrained), or None."""
+    """The local file the run starts from: ``load_from`` (a whole detector, e.g. for
+    ``type='LieRADetector'``), else the backbone's ``init_cfg`` Pretrained; or None."""
     init = (cfg.get('model', {}).get('backbone', {}) or {}).get('init_cfg') or {}
-    path = init.get('checkpoint') if isinstance(init, dict) else None
+    path = cfg.get('load_from') or (init.get('checkpoint') if isinstance(init, dict) else None)
     return path if isinstance(path, str) and '://' not in path else None
 
 

@@ -121,7 +121,8 @@ class PretrainBackboneHook(Hook):
 
     def _report(self, runner):
         self.weights_sha256 = weights_sha256(self.checkpoint)
-        runner.logger.info(f'PretrainBackboneHook: starting backbone {self.checkpoint}, weights '
+        what = 'backbone' if self.prefix == 'backbone.' else 'checkpoint'
+        runner.logger.info(f'PretrainBackboneHook: starting {what} {self.checkpoint}, weights '
                            f'sha256 {self.weights_sha256}')
         if self.sha256 and self.sha256 != self.weights_sha256:
             runner.logger.warning(
