@@ -42,8 +42,8 @@ def pytest_configure(config):
 LONGEST_FIRST = [
     'test_end_to_end.py', 'test_compare_methods.py', 'test_classification.py', 'test_faults.py',
     'test_fault_units.py', 'test_study_protocol.py', 'test_dora_pissa.py', 'test_configs.py',
-    'test_tool_errors.py', 'tiny_run', 'test_benchmark.py', 'test_mmdet_tools.py',
-    'test_any_backbone.py'
+    'test_liera_detector.py', 'test_tool_errors.py', 'tiny_run', 'test_benchmark.py',
+    'test_mmdet_tools.py', 'test_any_backbone.py'
 ]
 
 
