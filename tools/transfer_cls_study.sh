@@ -11,7 +11,7 @@ C=configs/transfer_cls
 exec python tools/compare_methods.py \
   $C/frozen.py $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
   --grid norms:lr_mult=0.1,0.3,1 lora_r2,lora_r8:lr_mult=0.3,1,3,10 \
-         liera_r2,liera_r8:lr_mult=1,3,10,30 full:lr_mult=0.3,1,3 frozen:lr_mult=1 \
+         liera_r2,liera_r8:lr_mult=1,3,10,30,100 full:lr_mult=0.3,1,3,10 frozen:lr_mult=1 \
   --seeds 0 1 2 3 4 \
   --diff liera_r2-lora_r2 liera_r8-lora_r8 liera_r8-liera_r2 lora_r8-lora_r2 lora_r8-frozen \
          liera_r8-frozen norms-frozen liera_r8-norms full-liera_r8 full-lora_r8 \
