@@ -418,3 +418,11 @@ def test_a_missing_load_from_is_one_error_naming_the_download(tmp_path):
     assert code == 1 and len(lines) == 1 and lines[0].startswith('error:'), err
     assert 'nowhere.pth, which is not there' in lines[0]
     assert 'download it from https://download.openmmlab.com/mmdetection/' in lines[0]
+    # a start that a PretrainBackboneHook of the config makes when missing is no error
+    from mmliera.cli.data_check import DataNotFoundError, check_load_from
+    whole = Config.fromfile(os.path.join(ROOT, 'configs', 'transfer', 'whole_liera.py'))
+    whole.load_from = whole.custom_hooks[-1].checkpoint = str(tmp_path / 'made_later.pth')
+    check_load_from(whole)
+    whole.custom_hooks = []
+    with pytest.raises(DataNotFoundError, match='made_later.pth, which is not there'):
+        check_load_from(whole)

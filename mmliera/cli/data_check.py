@@ -110,9 +110,17 @@ def check_data(cfg, stages, config=None):
 def check_load_from(cfg, config=None):
     """Raise DataNotFoundError when ``cfg.load_from`` is a local file that is not there (a
     model-zoo detector a ``LieRADetector`` config adapts, not yet downloaded); a URL is left to
-    mmengine's download, and a resumed run does not read it."""
+    mmengine's download, a resumed run does not read it, and a ``PretrainBackboneHook`` that
+    writes it (the embedded whole-detector configs) makes it before the runner loads it."""
     path = cfg.get('load_from')
     if not _is_local(path) or osp.isfile(path) or cfg.get('resume') is True:
+        return
+    makers = [
+        h for h in cfg.get('custom_hooks') or []
+        if isinstance(h, dict) and h.get('type') == 'PretrainBackboneHook'
+        and osp.abspath(str(h.get('checkpoint'))) == osp.abspath(path)
+    ]
+    if makers:
         return
     name = config or getattr(cfg, 'filename', None) or 'the config'
     hint = cfg.get('load_from_url')
