@@ -26,7 +26,6 @@ val_dataloader = dict(dataset={{_base_.balloon_val}})
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file={{_base_.balloon_val_ann}}, metric='bbox')
 test_evaluator = val_evaluator
-test_evaluator = val_evaluator
 
 load_from_url = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r50_fpn_1x_coco/retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth'  # noqa
 load_from = 'checkpoints/retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth'

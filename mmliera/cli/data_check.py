@@ -110,17 +110,13 @@ def check_data(cfg, stages, config=None):
 def check_load_from(cfg, config=None):
     """Raise DataNotFoundError when ``cfg.load_from`` is a local file that is not there (a
     model-zoo detector a ``LieRADetector`` config adapts, not yet downloaded); a URL is left to
-    mmengine's download, a resumed run does not read it, and a ``PretrainBackboneHook`` that
-    writes it (the embedded whole-detector configs) makes it before the runner loads it."""
+    mmengine's download, a resumed run does not read it, and a hook whose class names the
+    argument of the file it makes in ``makes_file`` (``PretrainBackboneHook``, the embedded
+    whole-detector configs) makes it before the runner loads it."""
     path = cfg.get('load_from')
     if not _is_local(path) or osp.isfile(path) or cfg.get('resume') is True:
         return
-    makers = [
-        h for h in cfg.get('custom_hooks') or []
-        if isinstance(h, dict) and h.get('type') == 'PretrainBackboneHook'
-        and osp.abspath(str(h.get('checkpoint'))) == osp.abspath(path)
-    ]
-    if makers:
+    if any(_made_by(h, path) for h in cfg.get('custom_hooks') or []):
         return
     name = config or getattr(cfg, 'filename', None) or 'the config'
     hint = cfg.get('load_from_url')
@@ -129,6 +125,18 @@ def check_load_from(cfg, config=None):
         f'{osp.abspath(".")}); ' +
         (f'download it from {hint} to that path, or ' if hint else 'put it there, or ') +
         'pass --cfg-options load_from=<path or URL of the checkpoint>')
+
+
+def _made_by(hook, path):
+    """Does the custom hook config ``hook`` make the file ``path`` before the run?"""
+    if not isinstance(hook, dict):
+        return False
+    cls = hook.get('type')
+    if isinstance(cls, str):
+        from ..registry import HOOKS
+        cls = HOOKS.get(cls)
+    arg = getattr(cls, 'makes_file', None)
+    return bool(arg) and _is_local(hook.get(arg)) and osp.abspath(hook[arg]) == osp.abspath(path)
 
 
 def _layout(cfg):

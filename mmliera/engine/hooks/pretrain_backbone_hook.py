@@ -80,6 +80,9 @@ class PretrainBackboneHook(Hook):
     """
 
     priority = 'VERY_HIGH'
+    # the argument naming the file this hook makes before the run when it is missing (the
+    # trainer's load_from check leaves such a file to the hook)
+    makes_file = 'checkpoint'
 
     def __init__(self,
                  config,
