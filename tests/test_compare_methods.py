@@ -74,6 +74,36 @@ def test_selection_takes_the_best_val_score_and_ties_go_to_the_lower_value():
     assert select({}) is None
 
 
+def test_a_choice_at_the_grids_edge_is_flagged_in_the_grid_table():
+    from mmliera.cli.compare.grid import at_edge, edge_note, settings
+    from mmliera.cli.compare.report import grid_table
+    k = 'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult'
+    grid = settings({k: [0.1, 1, 10, 100]})
+    assert at_edge(((k, 100), ), grid) == [(k, 100, 'highest')]
+    assert at_edge(((k, 0.1), ), grid) == [(k, 0.1, 'lowest')]
+    assert at_edge(((k, 10), ), grid) == []  # inside the grid
+    assert at_edge(((k, 30), ), settings({k: [3, 30]})) == []  # two values: a plain choice
+    assert at_edge((('type', 'b'), ), settings({'type': ['a', 'b', 'c']})) == []  # no order
+    product = settings({k: [1, 3, 10], 'lr': [1e-3, 1e-2, 1e-1]})
+    assert at_edge(((k, 3), ('lr', 1e-1)), product) == [('lr', 1e-1, 'highest')]
+    note = edge_note(at_edge(((k, 100), ), grid))
+    assert note == "lr_mult=100 is the grid's highest value"
+    runs = [
+        dict(
+            method='m',
+            seed=0,
+            screen=True,
+            status='trained',
+            setting_label=f'lr_mult={v}',
+            val=dict(bbox_mAP=v / 1000, segm_mAP=0.0)) for v in (0.1, 1, 10, 100)
+    ]
+    table = grid_table(dict(runs=runs), [('m', 'm.py')], {'m': 'lr_mult=100'}, {'m': note})
+    row, = [line for line in table.splitlines() if '**chosen**' in line]
+    assert row.startswith('| m | lr_mult=100 |')
+    assert "(lr_mult=100 is the grid's highest value: the best may lie beyond it)" in row
+    assert 'beyond' not in grid_table(dict(runs=runs), [('m', 'm.py')], {'m': 'lr_mult=100'})
+
+
 def test_pairs_split_where_both_sides_are_methods():
     from mmliera.cli.compare import parse_pairs
     from mmliera.cli.compare.runs import ComparisonError
@@ -179,6 +209,107 @@ def test_a_run_stopped_by_the_user_is_interrupted_not_failed(tmp_path, monkeypat
     results = dict(runs=[dict(record, method='m', setting_label='default', final=True)])
     row, = summarise(results, [('m', 'm.py')])
     assert row['failed'] == [] and row['pending'] == [0]
+
+
+def _stand_ins(monkeypatch, val, fail=()):
+    """Replace the tool's training and testing (subprocesses) by stand-ins: a run's val bbox
+    and segm mAP are ``val(method, lr_mult)``; methods in ``fail`` fail in training."""
+    import mmliera.cli.compare as compare
+    trained = []
+
+    def fake_train(record, config, options, run_dir, metrics):
+        os.makedirs(run_dir, exist_ok=True)
+        name = os.path.basename(config)[:-3]
+        trained.append(name)
+        log = os.path.join(run_dir, 'run.log')
+        if name in fail:
+            record.update(status='failed', log=log, train_s=1.0, error='train exit status 1: boom')
+            return record
+        lr_mult = next((v for k, v in options.items() if k.endswith('lr_mult')), 1)
+        score = val(name, lr_mult)
+        ckpt = os.path.join(run_dir, 'iter_3.pth')
+        open(ckpt, 'w').close()
+        record.update(
+            status='trained',
+            log=log,
+            train_s=1.0,
+            sec_per_iter=0.1,
+            peak_memory_mib=1.0,
+            memory_kind='cpu',
+            checkpoint=ckpt,
+            val_curve=[[3, score, score]],
+            val=dict(bbox_mAP=score, segm_mAP=score))
+        return record
+
+    def fake_test(record, config, options, metrics):
+        record.update(status='ok', test_s=1.0, bbox_mAP=0.5, segm_mAP=0.5)
+        return record
+
+    monkeypatch.setattr(compare, 'train', fake_train)
+    monkeypatch.setattr(compare, 'test', fake_test)
+    return trained
+
+
+def _two_methods(tmp_path):
+    return [
+        tiny_method(tmp_path, n, 'lora.py' if n == 'lora' else 'liera_taylor.py')
+        for n in ('lora', 'liera')
+    ]
+
+
+def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path, monkeypatch):
+    """Screening with stand-in runs: lora's best is the grid's highest value (warned about,
+    noted in grid.md), liera's lies inside (no warning); the best is chosen either way."""
+    shape = dict(lora={1: 0.1, 3: 0.2, 10: 0.3}, liera={1: 0.1, 3: 0.3, 10: 0.2})
+    _stand_ins(monkeypatch, lambda name, lr_mult: shape[name][lr_mult])
+    methods = _two_methods(tmp_path)
+    work = tmp_path / 'work'
+    code, out = run_tool(*methods, '--grid', 'lr_mult=1,3,10', '--seeds', '0', '--no-diagnostics',
+                         '--work-dir', str(work))
+    assert code == 0, out
+    assert 'lora: chose lr_mult=10' in out and 'liera: chose lr_mult=3' in out
+    warned = [line for line in out.splitlines() if line.startswith('WARNING')]
+    assert warned == [
+        "WARNING: lora: lr_mult=10 is the grid's highest value: the best may lie "
+        'beyond it; extend the grid that way (--grid) and run again (what is done '
+        'is kept)'
+    ], out
+    grid = (work / 'grid.md').read_text()
+    assert "| lora | lr_mult=10 | 0 | 0.300 | 0.300 | **chosen** (lr_mult=10 is the grid's " \
+        'highest value: the best may lie beyond it) |' in grid
+    assert '| liera | lr_mult=3 | 0 | 0.300 | 0.300 | **chosen** |' in grid
+
+
+def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeypatch):
+    """With stand-in runs: a failed run is never "done" (a restart trains it again); a run
+    recorded from another starting checkpoint (weights sha256) is trained again, and a run
+    whose study holds runs from another start says so."""
+    from mmliera.cli.compare import fingerprint
+    methods = _two_methods(tmp_path)
+    assert fingerprint(methods[0], {}) == fingerprint(methods[0], {})
+    assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != fingerprint(methods[0], {})
+    work = tmp_path / 'work'
+    args = [*methods, '--seeds', '0', '--no-diagnostics', '--work-dir', str(work)]
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2, fail={'liera'})
+    code, out = run_tool(*args)
+    assert code == 1 and 'liera seed 0: FAILED (train exit status 1: boom)' in out, out
+    assert trained == ['lora', 'liera']
+    code, out = run_tool(*args)  # the failed run again, the finished one not
+    assert code == 1 and trained[2:] == ['liera'] and 'lora seed 0: done earlier' in out, out
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
+    code, out = run_tool(*args)
+    assert code == 0 and trained == ['liera'], out
+    results = json.loads((work / 'results.json').read_text())
+    runs = {r['method']: r for r in results['runs']}
+    assert runs['lora']['start_sha256'] == runs['liera']['start_sha256']
+    assert len(runs['lora']['start_sha256']) == 64
+    for r in results['runs']:
+        r['start_sha256'] = 'f' * 64  # earlier runs, another starting backbone
+    (work / 'results.json').write_text(json.dumps(results))
+    code, out = run_tool(methods[1], '--seeds', '0', '--no-diagnostics', '--work-dir', str(work))
+    assert code == 0 and trained == ['liera', 'liera'], out  # not "done earlier"
+    assert 'WARNING: started from a backbone with weights sha256' in out
+    assert 'ffffffffffffffff...' in out
 
 
 def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):
@@ -303,29 +434,11 @@ def test_restart_skips_what_is_done_and_a_changed_grid_runs_only_what_is_new(com
 
 
 @pytest.mark.slow
-def test_a_run_from_another_backbone_is_reported_and_run_again(comparison, tmp_path):
-    from mmliera.cli.compare import fingerprint
-    tmp, methods, shared, _, _ = comparison
-    assert fingerprint(methods[0], {}) == fingerprint(methods[0], {})
-    assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != fingerprint(methods[0], {})
-    work = tmp_path / 'w'  # a copy: the other tests read the shared work dir as it was
-    shutil.copytree(shared, work)
-    results = json.loads((work / 'results.json').read_text())
-    liera = next(r for r in results['runs'] if r['method'] == 'liera' and r['seed'] == 0)
-    lora = next(r for r in results['runs'] if r['method'] == 'lora')
-    liera['start_sha256'] = lora['start_sha256'] = 'f' * 64  # earlier runs, another backbone
-    (work / 'results.json').write_text(json.dumps(results))
-    code, out = run_tool(methods[1], '--seeds', '0', '--work-dir', str(work))
-    assert code == 0, out
-    assert 'liera seed 0: training' in out  # not "done earlier": run again
-    assert 'WARNING: started from a backbone with weights sha256' in out
-    assert 'ffffffffffffffff...' in out
-
-
-@pytest.mark.slow
 def test_a_changed_config_is_run_again(comparison, tmp_path):
     """The same method with one setting changed: its earlier run is not reused. (The change
-    makes the run fail in its first seconds: what is checked is that it runs again.)"""
+    makes the run fail in its first seconds: what is checked is that it runs again, and that a
+    failure in the training subprocess is recorded with the log's error; that a failed run is
+    trained again on a restart: test_failed_runs_and_runs_from_another_start_are_run_again.)"""
     tmp, methods, shared, _, _ = comparison
     work = tmp_path / 'w'
     shutil.copytree(shared, work)
@@ -335,20 +448,13 @@ def test_a_changed_config_is_run_again(comparison, tmp_path):
     code, out = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
     assert code == 1, out
     assert 'liera seed 0: training' in out and 'done earlier' not in out
-    # the run failed in its training subprocess: recorded with the log's error, and a
-    # restart runs it again (a failed run is never "done")
+    # the run failed in its training subprocess: recorded with the log's error
     run, = [
         r for r in json.loads((work / 'results.json').read_text())['runs']
         if r['method'] == 'liera' and r['seed'] == 0
     ]
-    assert run['status'] == 'failed' and 'Invalid learning rate' in run['error'], run
-    code, again = run_tool(str(changed), '--seeds', '0', '--work-dir', str(work))
-    assert code == 1 and 'liera seed 0: training' in again and 'done earlier' not in again
-    rec = next(
-        r for r in json.loads((work / 'results.json').read_text())['runs']
-        if r['method'] == 'liera' and r['seed'] == 0)
-    assert rec['config'] == str(changed) and rec['status'] == 'failed'
-    assert 'Invalid learning rate: -0.002' in rec['error']
+    assert run['config'] == str(changed) and run['status'] == 'failed', run
+    assert 'Invalid learning rate: -0.002' in run['error'], run
 
 
 @pytest.mark.slow

@@ -12,7 +12,10 @@ from packaging.requirements import Requirement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOT_S, COMMAND_LIMIT_S = 15 * 60, 10 * 60  # the device slot and its per-command limit
-CHECKS = ['cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32', 'suite']
+CHECKS = [
+    'whole_amp', 'cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32',
+    'suite'
+]
 
 
 def bash(*args, env=None, **kw):
@@ -62,12 +65,14 @@ def test_checks_plan_and_quick_subset():
     names = [line.split()[0] for line in full[:-1]]
     assert names == CHECKS
     assert [line.split()[0] for line in quick[:-1]
-            ] == [n for n in CHECKS if n not in ('demo_amp', 'bench_384_fp32')]
+            ] == [n for n in CHECKS if n not in ('whole_amp', 'demo_amp', 'bench_384_fp32')]
     caps = [int(line.split()[1]) for line in full[:-1]]
     assert full[-1].split()[:2] == ['total', str(sum(caps))]
     text = '\n'.join(full)
     for needle in ('tests/test_cuda.py', '--amp --paper', '--device cuda', 'train.py configs/demo/'
-                   'liera_maskrcnn_convnextv2-atto_synthetic.py --amp'):
+                   'liera_maskrcnn_convnextv2-atto_synthetic.py --amp',
+                   'train.py configs/transfer/whole_liera.py --amp',
+                   'tools/test.py configs/transfer/'):
         assert needle in text
 
 

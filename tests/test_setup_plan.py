@@ -286,3 +286,29 @@ def test_shell_plan_of_a_cuda_build_sets_cuda_home_and_header_path(tmp_path):
         text=True,
         env=env)
     assert "PLAN_CUDA_HOME=''" in cpu.stdout  # a CPU build leaves CUDA alone
+
+
+def test_step_three_offline_installs_mmliera_alone(tmp_path):
+    """Step 3 with mmliera missing and PIP_NO_INDEX set (a GPU slot's kit): mmliera alone,
+    --no-deps, so pip never asks for a distribution the image has under another name
+    (opencv-python where the image has opencv-python-headless); online, the same step resolves
+    the OpenMMLab packages and the test extras."""
+    root = tmp_path / 'checkout'  # a checkout where mmliera is not installed from
+    (root / 'tools').mkdir(parents=True)
+    for name in ('setup_env.sh', 'setup_plan.py'):
+        (root / 'tools' / name).write_text(open(f'{ROOT}/tools/{name}').read())
+    log = tmp_path / 'pip.log'
+    fake = tmp_path / 'python'  # this interpreter, whose pip only writes down what it was asked
+    fake.write_text(f'#!/usr/bin/env bash\nif [ "$1 $2" = "-m pip" ]; then echo "$@" >> {log}; '
+                    f'exit 0; fi\nexec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, 'PYTHON': str(fake), 'MMLIERA_TARGET': 'cpu', 'PIP_NO_INDEX': '1'}
+    out = subprocess.run(['bash', str(root / 'tools' / 'setup_env.sh')],
+                         capture_output=True,
+                         text=True,
+                         env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    calls = [line for line in log.read_text().splitlines() if str(root) in line]
+    assert len(calls) == 1, log.read_text()
+    assert '--no-deps' in calls[0] and calls[0].endswith(f'-e {root}')
+    assert 'mmengine' not in calls[0] and 'offline (PIP_NO_INDEX)' in out.stdout

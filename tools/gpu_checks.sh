@@ -6,6 +6,8 @@
 #   bash tools/gpu_checks.sh --plan [quick]      # the steps, in order, with their time caps
 #
 # Steps, in this order (each capped at its seconds, and at what is left before the deadline):
+#   whole_amp        the whole-detector LieRA arm with --amp: a final run's schedule (320 iters,
+#                    lr_mult 10 as chosen on CPU), then tools/test.py on the test split  [not in quick]
 #   cuda_tests       tests/test_cuda.py + tests/test_autocast.py
 #   bench_384_amp    tools/benchmark.py --device cuda --amp (384 px, batch 1: the CPU setting)
 #   bench_paper_amp  the same with --paper (ConvNeXt-V2-B, 1024 px, batch 2)
@@ -21,7 +23,8 @@
 # A step past its time gets SIGINT first, so pytest still prints its summary of failures.
 set -uo pipefail
 # name | cap (s) | in quick | command (run from the checkout; $PY, $OUT, $XDIST expand there)
-PLAN="cuda_tests|150|yes|\$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_autocast.py
+PLAN="whole_amp|150|no|\$PY tools/train.py configs/transfer/whole_liera.py --amp --work-dir /tmp/gpu_checks/whole --cfg-options train_cfg.max_iters=320 param_scheduler.1.end=320 default_hooks.checkpoint.interval=320 optim_wrapper.paramwise_cfg.custom_keys.lora_.lr_mult=10 && \$PY tools/test.py configs/transfer/whole_liera.py /tmp/gpu_checks/whole/iter_320.pth --work-dir /tmp/gpu_checks/whole_test
+cuda_tests|150|yes|\$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_autocast.py
 bench_384_amp|75|yes|\$PY tools/benchmark.py --device cuda --amp --out \$OUT/bench_384_amp
 bench_paper_amp|100|yes|\$PY tools/benchmark.py --device cuda --amp --paper --out \$OUT/bench_paper_amp
 demo_amp|150|no|\$PY tools/train.py configs/demo/liera_maskrcnn_convnextv2-atto_synthetic.py --amp --work-dir /tmp/gpu_checks/demo

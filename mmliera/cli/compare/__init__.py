@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 
-from .grid import parse_grid, resolve_key, select, settings, slug
+from .grid import at_edge, edge_note, parse_grid, resolve_key, select, settings, slug
 from .metrics import DETECTION, of_config
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
 from .runs import fingerprint  # noqa: F401 (API)
@@ -283,13 +283,14 @@ def main(argv=None):
         if r['method'] in plan.configs and r.get('phase', '') != plan.phase('final'):
             r.pop('final', None)
     sha_cache = {}
-    state = dict(durations=dict(train=[], test=[]), chosen={})
+    state = dict(durations=dict(train=[], test=[]), chosen={}, edges={})
 
     def snapshot():
         return dict(format=FORMAT, meta=meta, runs=list(records.values()))
 
     def save():
-        write_outputs(snapshot(), methods, out_dir, pairs, args.reference, state['chosen'])
+        write_outputs(snapshot(), methods, out_dir, pairs, args.reference, state['chosen'],
+                      state['edges'])
 
     def peek(name, setting, seed, phase):
         """The earlier record of this run if it is still valid, or None: same fingerprint and
@@ -451,6 +452,15 @@ def main(argv=None):
             f'{scores[chosen]:{main_metric.fmt}}; {len(scores)} of '
             f'{len(screened[n])} settings screened)',
             flush=True)
+        note = edge_note(at_edge(chosen, screened[n]))
+        if note:
+            print(
+                f'WARNING: {n}: {note}: the best may lie beyond it; extend the grid that '
+                'way (--grid) and run again (what is done is kept)',
+                flush=True)
+            state['edges'][n] = note
+        else:
+            state['edges'].pop(n, None)
         save()
 
     def final_runs(finals):

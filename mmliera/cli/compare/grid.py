@@ -8,7 +8,8 @@ Values are Python literals (``0.3``, ``True``, ``'a'``); anything else is a stri
 
 Selection, fixed in advance: the setting with the best validation bbox mAP (``coco/bbox_mAP`` of
 the training run's last validation); ties go to the lower value (the grid's values compared in
-order, as numbers where they are numbers).
+order, as numbers where they are numbers). A choice at the lowest or highest value of a numeric
+key (of 3 or more values) is flagged: the best may lie beyond the grid.
 """
 import ast
 import itertools
@@ -96,3 +97,29 @@ def select(scores: Dict[tuple, float]):
     best = max(scores.values())
     tied = [s for s, v in scores.items() if v == best]
     return min(tied, key=lambda s: [_order(v) for _, v in s])
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_edge(chosen, tried) -> List[Tuple[str, object, str]]:
+    """``(key, value, 'lowest' | 'highest')`` for each key of the ``chosen`` setting whose value
+    is the lowest or highest of the 3 or more numbers tried for it (``tried``: the settings of
+    the grid, as :func:`settings` gives them); [] when the choice lies inside the grid."""
+    edges = []
+    for i, (key, value) in enumerate(chosen):
+        values = {s[i][1] for s in tried}
+        if len(values) < 3 or not all(map(_number, values)):
+            continue
+        if value == max(values):
+            edges.append((key, value, 'highest'))
+        elif value == min(values):
+            edges.append((key, value, 'lowest'))
+    return edges
+
+
+def edge_note(edges) -> str:
+    """One line for :func:`at_edge`'s findings ('' if none)."""
+    return '; '.join(f"{k.rsplit('.', 1)[-1]}={v} is the grid's {side} value"
+                     for k, v, side in edges)

@@ -61,8 +61,10 @@ def markdown_table(rows):
     return '\n'.join(lines + notes) + '\n'
 
 
-def grid_table(results, methods, chosen):
-    """Screening: every validation figure of every setting tried, the chosen one marked."""
+def grid_table(results, methods, chosen, edges=None):
+    """Screening: every validation figure of every setting tried, the chosen one marked (and
+    ``edges[method]``, a choice at the grid's edge, said beside it)."""
+    edges = edges or {}
     metrics = of_results(results)
     lines = [
         '| Method | Setting | Seed | ' + ''.join(f'val {m.label} | ' for m in metrics) + ' |',
@@ -73,6 +75,8 @@ def grid_table(results, methods, chosen):
         for r in runs:
             val = r.get('val') or {}
             mark = '**chosen**' if chosen.get(name) == r['setting_label'] else ''
+            if mark and edges.get(name):
+                mark += f' ({_cell(edges[name])}: the best may lie beyond it)'
             if r['status'] == 'failed':
                 mark = 'failed: ' + _cell(r.get('error', ''))
             lines.append(f'| {name} | {_cell(r["setting_label"])} | {r["seed"]} | ' +
@@ -303,7 +307,7 @@ def plot_grid(results, methods, path):
     return fig
 
 
-def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=None):
+def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=None, edges=None):
     """Every output file; returns the summary rows."""
     os.makedirs(out_dir, exist_ok=True)
     write_text_atomic(osp.join(out_dir, 'results.json'), json.dumps(results, indent=1) + '\n')
@@ -312,7 +316,7 @@ def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=Non
     write_text_atomic(osp.join(out_dir, 'table.md'), markdown_table(rows))
     chosen = chosen or {}
     if any(r.get('screen') for r in results['runs']):
-        write_text_atomic(osp.join(out_dir, 'grid.md'), grid_table(results, methods, chosen))
+        write_text_atomic(osp.join(out_dir, 'grid.md'), grid_table(results, methods, chosen, edges))
         plot_grid(results, methods, osp.join(out_dir, 'grid.png'))
     pairs = [p for p in pairs if all(n in {r['method'] for r in rows} for n in p)]
     diffs = paired_differences(rows, pairs)
