@@ -305,11 +305,14 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     assert len(runs['lora']['start_sha256']) == 64
     for r in results['runs']:
         r['start_sha256'] = 'f' * 64  # earlier runs, another starting backbone
+    history = dict(runs['lora'], method='old', start_sha256='e' * 64)  # kept, never run again
+    results['runs'].append(history)
     (work / 'results.json').write_text(json.dumps(results))
-    code, out = run_tool(methods[1], '--seeds', '0', '--no-diagnostics', '--work-dir', str(work))
-    assert code == 0 and trained == ['liera', 'liera'], out  # not "done earlier"
-    assert 'WARNING: started from a backbone with weights sha256' in out
-    assert 'ffffffffffffffff...' in out
+    code, out = run_tool(*args)
+    assert code == 0 and trained == ['liera', 'lora', 'liera'], out  # not "done earlier"
+    warned = [line for line in out.splitlines() if 'WARNING: started from a backbone' in line]
+    assert len(warned) == 1, out  # once, not for every run
+    assert 'eeeeeeeeeeeeeeee...' in warned[0] and 'ffffffffffffffff...' in warned[0]
 
 
 def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):

@@ -283,7 +283,7 @@ def main(argv=None):
         if r['method'] in plan.configs and r.get('phase', '') != plan.phase('final'):
             r.pop('final', None)
     sha_cache = {}
-    state = dict(durations=dict(train=[], test=[]), chosen={}, edges={})
+    state = dict(durations=dict(train=[], test=[]), chosen={}, edges={}, sha_warned=set())
 
     def snapshot():
         return dict(format=FORMAT, meta=meta, runs=list(records.values()))
@@ -362,7 +362,9 @@ def main(argv=None):
             for r in records.values()
             if r is not rec and r.get('start_sha256') and r['status'] != 'failed'
         }
-        if rec['start_sha256'] and others - {rec['start_sha256']}:
+        if rec['start_sha256'] and others - {rec['start_sha256']} and \
+                rec['start_sha256'] not in state['sha_warned']:  # once per start, not per run
+            state['sha_warned'].add(rec['start_sha256'])
             print(
                 f'{tag}: WARNING: started from a backbone with weights sha256 '
                 f'{rec["start_sha256"][:16]}..., other runs of this study from '
