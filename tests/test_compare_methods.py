@@ -280,6 +280,7 @@ def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path, monkeypat
     assert '| liera | lr_mult=3 | 0 | 0.300 | 0.300 | **chosen** |' in grid
 
 
+@pytest.mark.slow  # four passes of the tool (~35 s)
 def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeypatch):
     """With stand-in runs: a failed run is never "done" (a restart trains it again); a run
     recorded from another starting checkpoint (weights sha256) is trained again, and a run

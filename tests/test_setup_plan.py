@@ -288,6 +288,7 @@ def test_shell_plan_of_a_cuda_build_sets_cuda_home_and_header_path(tmp_path):
     assert "PLAN_CUDA_HOME=''" in cpu.stdout  # a CPU build leaves CUDA alone
 
 
+@pytest.mark.slow  # runs the whole setup script (~25 s of imports)
 def test_step_three_offline_installs_mmliera_alone(tmp_path):
     """Step 3 with mmliera missing and PIP_NO_INDEX set (a GPU slot's kit): mmliera alone,
     --no-deps, so pip never asks for a distribution the image has under another name
