@@ -36,13 +36,12 @@ for w in "$@"; do
   case "$w" in *.whl.part00) pieces=("${w%.part00}".part[0-9][0-9]); w=${w%.part00} ;; *) pieces=() ;; esac
   [ -f "$w" ] || [ ${#pieces[@]} -gt 0 ] || { echo "error: $w: no such mmcv wheel" >&2; exit 1; }
   "$PY" - "$w" "$KIT/$(basename "$w")" "${pieces[@]}" <<'PY'
-import io, sys, zipfile
+import io, os, sys, zipfile
 src, dst, pieces = sys.argv[1], sys.argv[2], sys.argv[3:]
 data = b''.join(open(p, 'rb').read() for p in pieces) if pieces else open(src, 'rb').read()
 with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(dst + '.tmp', 'w') as zout:
     for info in zin.infolist():
         zout.writestr(info, zin.read(info.filename), compress_type=zipfile.ZIP_LZMA)
-import os
 os.replace(dst + '.tmp', dst)
 PY
 done
