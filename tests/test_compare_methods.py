@@ -316,6 +316,59 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     assert 'eeeeeeeeeeeeeeee...' in warned[0] and 'ffffffffffffffff...' in warned[0]
 
 
+def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_path):
+    """The same configs in two checkouts (two machines, two clones) fingerprint alike although
+    their ``{{ fileDirname }}`` paths differ; the third fingerprint is the earlier form, with
+    the path itself."""
+    from mmliera.cli.compare.runs import fingerprints
+    found = []
+    for where in ('a', 'b/deeper'):
+        checkout = tmp_path / where
+        shutil.copytree(os.path.join(ROOT, 'configs'), checkout / 'configs')
+        (checkout / '.git').mkdir()
+        found.append(fingerprints(str(checkout / 'configs/transfer/lora.py'), {}))
+    (fp_a, model_a, legacy_a), (fp_b, model_b, legacy_b) = found
+    assert (fp_a, model_a) == (fp_b, model_b)
+    assert legacy_a != legacy_b  # (the earlier form differed between checkouts)
+    assert fp_a != legacy_a
+    assert fingerprints(str(tmp_path / 'a/configs/transfer/liera_taylor.py'), {})[0] != fp_a
+
+
+def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_path, monkeypatch):
+    """Two parts of a study run side by side (each its own work and out dir, as on one GPU);
+    a third invocation with --add-runs trains nothing and reports both methods and their pair.
+    A record holding the earlier fingerprint form is recognised (not trained again)."""
+    methods = _two_methods(tmp_path)
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
+    for m in methods:
+        code, out = run_tool(m, '--seeds', '0', '1', '--no-diagnostics', '--work-dir',
+                             str(tmp_path / ('lane_' + os.path.basename(m))))
+        assert code == 0, out
+    assert trained == ['lora', 'lora', 'liera', 'liera']
+    lanes = [str(tmp_path / f'lane_{n}.py' / 'results.json') for n in ('lora', 'liera')]
+    lane = json.loads(open(lanes[0]).read())
+    assert {r['device'] for r in lane['runs']} == {lane['meta']['device']}
+    from mmliera.cli.compare.runs import fingerprints
+    earlier = fingerprints(methods[0], {})[2]
+    assert earlier != fingerprints(methods[0], {})[0]  # (its bases' paths are the checkout's)
+    for r in lane['runs']:
+        r['fingerprint'] = earlier
+    open(lanes[0], 'w').write(json.dumps(lane))
+    work = tmp_path / 'merged'
+    code, out = run_tool(*methods, '--seeds', '0', '1', '--no-diagnostics', '--work-dir', str(work),
+                         '--diff', 'liera-lora', '--add-runs', *lanes)
+    assert code == 0, out
+    assert trained == ['lora', 'lora', 'liera', 'liera'], out  # nothing trained again
+    assert out.count('done earlier') == 4, out
+    merged = json.loads((work / 'results.json').read_text())
+    assert merged['meta']['added_runs'] == lanes
+    assert {r['fingerprint'] for r in merged['runs'] if r['method'] == 'lora'} == \
+        {fingerprints(methods[0], {})[0]}
+    assert '| liera − lora |' in (work / 'pairs.md').read_text()
+    code, out = run_tool(*methods, '--work-dir', str(work), '--add-runs', str(tmp_path / 'x.json'))
+    assert code == 1 and out.count('error:') == 1 and 'x.json: not a results.json' in out, out
+
+
 def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):
     from mmliera.cli.compare import paired_differences, plot, summarise
     rows = summarise(_runs(), [('a', 'a.py'), ('b', 'b.py'), ('c', 'c.py')])

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOT_S, COMMAND_LIMIT_S = 15 * 60, 10 * 60  # the device slot and its per-command limit
 CHECKS = [
     'whole_amp', 'cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32',
-    'suite'
+    'suite', 'study'
 ]
 
 
@@ -33,7 +33,7 @@ def bash(*args, env=None, **kw):
                           **kw)
 
 
-@pytest.mark.parametrize('script', ['gpu_slot.sh', 'gpu_checks.sh', 'gpu_kit.sh'])
+@pytest.mark.parametrize('script', ['gpu_slot.sh', 'gpu_checks.sh', 'gpu_kit.sh', 'gpu_study.sh'])
 def test_scripts_parse(script):
     out = bash('-n', f'tools/{script}')
     assert out.returncode == 0, out.stderr
@@ -64,16 +64,33 @@ def test_checks_plan_and_quick_subset():
     quick = bash('tools/gpu_checks.sh', '--plan', 'quick').stdout.splitlines()
     names = [line.split()[0] for line in full[:-1]]
     assert names == CHECKS
-    assert [line.split()[0] for line in quick[:-1]
-            ] == [n for n in CHECKS if n not in ('whole_amp', 'demo_amp', 'bench_384_fp32')]
+    assert [line.split()[0] for line in quick[:-1]] == [
+        n for n in CHECKS if n not in ('whole_amp', 'demo_amp', 'bench_384_fp32', 'study')
+    ]
     caps = [int(line.split()[1]) for line in full[:-1]]
     assert full[-1].split()[:2] == ['total', str(sum(caps))]
     text = '\n'.join(full)
     for needle in ('tests/test_cuda.py', '--amp --paper', '--device cuda', 'train.py configs/demo/'
                    'liera_maskrcnn_convnextv2-atto_synthetic.py --amp',
                    'train.py configs/transfer/whole_liera.py --amp',
-                   'tools/test.py configs/transfer/'):
+                   'tools/test.py configs/transfer/', 'gpu_study.sh $OUT/study $LANE_LIMIT'):
         assert needle in text
+
+
+def test_study_lanes_name_existing_configs_and_refuse_a_bad_limit():
+    out = bash('tools/gpu_study.sh', '--plan')
+    assert out.returncode == 0, out.stderr
+    lanes = [line.split() for line in out.stdout.splitlines()[1:]]
+    assert len({lane[0] for lane in lanes}) == len(lanes) == 12
+    for lane in lanes:
+        name, config = lane[1].split('=')
+        assert os.path.isfile(os.path.join(ROOT, config)), config
+        assert name == os.path.basename(config)[:-3]  # (merges keep the study's method names)
+    ranks = sorted(lane[1].split('=')[0] for lane in lanes if lane[0].startswith('rank_'))
+    assert ranks == sorted(f'{m}{r}' for m in ('lora', 'liera_taylor') for r in ('_r2', '', '_r32'))
+    out = bash('tools/gpu_study.sh', 'OUT', '8m')
+    assert out.returncode == 1 and out.stderr.strip() == \
+        "error: LIMIT_S '8m' is not a number of seconds"
 
 
 @pytest.mark.slow  # waits past a deadline

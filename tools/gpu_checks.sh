@@ -14,6 +14,8 @@
 #   demo_amp         the demo with --amp: pre-training, LieRA, COCO mAP   [not in quick]
 #   bench_384_fp32   tools/benchmark.py --device cuda (fp32)            [not in quick]
 #   suite            the fast tier of the whole suite (-m "not slow"; pytest-xdist by file if there)
+#   study            tools/gpu_study.sh: the transfer study's rank and schedule lanes side by side
+#                    (each lane stops and saves 20 s before the step's time)  [not in quick]
 # Writes, flat in OUT_DIR: versions.txt, one STEP.log each, bench_*.{md,json}, summary.txt (one
 # line per step: exit status and seconds; a step skipped for lack of time says so). Each step
 # runs even when an earlier one failed; the exit status is that of the first failure.
@@ -22,14 +24,16 @@
 # GPU_CHECKS_TESTS (what `suite` runs, default tests), GPU_CHECKS_JOBS (xdist workers, default 8).
 # A step past its time gets SIGINT first, so pytest still prints its summary of failures.
 set -uo pipefail
-# name | cap (s) | in quick | command (run from the checkout; $PY, $OUT, $XDIST expand there)
+# name | cap (s) | in quick | command (run from the checkout; $PY, $OUT, $XDIST, $TESTS and
+# $LANE_LIMIT, the step's time less 20 s, expand there)
 PLAN="whole_amp|150|no|\$PY tools/train.py configs/transfer/whole_liera.py --amp --work-dir /tmp/gpu_checks/whole --cfg-options train_cfg.max_iters=320 param_scheduler.1.end=320 default_hooks.checkpoint.interval=320 optim_wrapper.paramwise_cfg.custom_keys.lora_.lr_mult=10 && \$PY tools/test.py configs/transfer/whole_liera.py /tmp/gpu_checks/whole/iter_320.pth --work-dir /tmp/gpu_checks/whole_test
 cuda_tests|150|yes|\$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_autocast.py
 bench_384_amp|75|yes|\$PY tools/benchmark.py --device cuda --amp --out \$OUT/bench_384_amp
 bench_paper_amp|100|yes|\$PY tools/benchmark.py --device cuda --amp --paper --out \$OUT/bench_paper_amp
 demo_amp|150|no|\$PY tools/train.py configs/demo/liera_maskrcnn_convnextv2-atto_synthetic.py --amp --work-dir /tmp/gpu_checks/demo
 bench_384_fp32|75|no|\$PY tools/benchmark.py --device cuda --out \$OUT/bench_384_fp32
-suite|180|yes|\$PY -m pytest -v -rfE -p no:cacheprovider -m 'not slow' \$XDIST \$TESTS"
+suite|180|yes|\$PY -m pytest -v -rfE -p no:cacheprovider -m 'not slow' \$XDIST \$TESTS
+study|480|no|PYTHON=\$PY bash tools/gpu_study.sh \$OUT/study \$LANE_LIMIT"
 MIN_STEP=20  # seconds: a step with less time than this left is skipped
 
 if [ "${1:-}" = --plan ]; then
@@ -78,6 +82,7 @@ while IFS='|' read -r name cap quick cmd; do
     [ $status -eq 0 ] && status=124
     continue
   fi
+  LANE_LIMIT=$((limit - 20))
   cmd=$(eval "echo \"$cmd\"")
   echo "== $name (at most $limit s): $cmd" | tee -a "$OUT/summary.txt"
   t0=$SECONDS

@@ -20,7 +20,11 @@ iteration, peak memory (CUDA: ``max_memory_allocated`` from the log; CPU: the tr
 peak RSS), wall times, and the weights sha256 of the backbone it started from (a run that
 started from another backbone than earlier runs is reported). ``results.json`` is written
 (atomically) after every step; a restarted comparison skips every step already done with the
-same config, options and setting.
+same config, options and setting (a config's paths inside the checkout count relative to it,
+so records stay valid in another clone). ``--add-runs A/results.json B/results.json`` takes
+the runs of comparisons made elsewhere (another machine; or parts of one study run side by side
+on one GPU, each with its own ``--work-dir``) as earlier runs; each record names the ``device``
+it trained on.
 Outputs: results.json / .csv, table.md, grid.md, pairs.md, diagnostics.md, plot.png,
 curves.png, grid.png (:mod:`.report`). Exit status: 0 when every needed run succeeded, else 1.
 """
@@ -143,6 +147,14 @@ def parse_args(argv=None):
         help='overrides for the final runs only (e.g. a longer schedule: then the final run of '
         'the screening seed is trained anew instead of reusing the screening run)')
     parser.add_argument(
+        '--add-runs',
+        nargs='+',
+        default=[],
+        metavar='RESULTS_JSON',
+        help='results.json files of runs made elsewhere (another machine, or several '
+        'comparisons run side by side on one GPU): their runs count as earlier runs of this '
+        'one, kept when their config, options and starting backbone match')
+    parser.add_argument(
         '--rerun',
         action='store_true',
         help='run everything again instead of skipping steps already done')
@@ -194,7 +206,7 @@ class _Plan:
                         f'{config} has none; set val_dataloader, val_evaluator, val_cfg and '
                         'train_cfg.val_interval')
                 for setting in self.settings[name]:
-                    _, model_fp = self.fingerprints(name, setting)
+                    _, model_fp, _ = self.fingerprints(name, setting)
                     if model_fp not in self.counts:  # (a grid over lr_mult: built once)
                         self.counts[model_fp] = count_trainable(config, self.run_options(setting))
             except ComparisonError:
@@ -211,7 +223,8 @@ class _Plan:
         return dict(self.options, **self.phase_options.get(phase, {}), **{k: v for k, v in setting})
 
     def fingerprints(self, name, setting, phase=''):
-        """(config fingerprint, model fingerprint) of a run's config."""
+        """(config fingerprint, model fingerprint, earlier config fingerprint) of a run's
+        config (:func:`.runs.fingerprints`)."""
         key = (name, slug(setting), phase)
         if key not in self.fps:
             self.fps[key] = fingerprints(self.configs[name], self.run_options(setting, phase))
@@ -220,6 +233,28 @@ class _Plan:
 
 def _record_key(r):
     return r['method'], r.get('setting_label', 'default'), r['seed'], r.get('phase', '')
+
+
+def _device():
+    """What the runs train on: 'cuda: NAME' or 'cpu: N cores'."""
+    import torch
+    if torch.cuda.is_available():
+        return f'cuda: {torch.cuda.get_device_name(0)}'
+    return f'cpu: {platform.machine()}, {os.cpu_count()} cores'
+
+
+def _read_runs(path):
+    """The run records of a results.json given to --add-runs."""
+    try:
+        with open(path) as f:
+            runs = json.load(f)['runs']
+        assert isinstance(runs, list) and all(isinstance(r, dict) for r in runs)
+        return runs
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+        raise ComparisonError(
+            f'--add-runs {path}: not a results.json of tools/compare_methods.py '
+            f'({type(e).__name__}: {e}); give the results.json that a comparison wrote in its '
+            '--out-dir') from None
 
 
 def _upgrade(r):
@@ -236,6 +271,9 @@ def main(argv=None):
     if len(set(args.seeds)) != len(args.seeds):
         raise ComparisonError(f'--seeds has repeats: {args.seeds}')
     pairs = parse_pairs(args.diff, names)
+    if args.rerun and args.add_runs:
+        raise ComparisonError('--rerun runs everything again, --add-runs keeps runs made '
+                              'elsewhere: give one of them')
     for ref in args.reference:
         if ref not in names:
             raise ComparisonError(f'--reference {ref}: no such method (methods: '
@@ -254,6 +292,11 @@ def main(argv=None):
             found = json.load(f)
         previous = {_record_key(r): r for r in map(_upgrade, found.get('runs', []))}
         previous_meta = found.get('meta', {})
+    for path in args.add_runs:
+        for r in map(_upgrade, _read_runs(path)):
+            key = _record_key(r)
+            if previous.get(key, {}).get('status') != 'ok' or r['status'] == 'ok':
+                previous[key] = r
     meta = dict(
         command=' '.join(['python tools/compare_methods.py'] +
                          (argv if argv is not None else sys.argv[1:])),
@@ -265,6 +308,7 @@ def main(argv=None):
         screen_cfg_options=dict(args.screen_cfg_options),
         final_cfg_options=dict(args.final_cfg_options),
         screen_seed=screen_seed,
+        device=_device(),
         metrics=[m.key for m in plan.metrics or DETECTION])
     metrics = plan.metrics or DETECTION
     main_metric = metrics[0]
@@ -274,6 +318,8 @@ def main(argv=None):
         return ' '.join(f'{m.label} {rec[m.key]:{m.fmt}}' for m in metrics
                         if rec.get(m.key) is not None)
 
+    if args.add_runs:
+        meta['added_runs'] = list(args.add_runs)
     if previous_meta.get('first_started') or previous_meta.get('started'):
         meta['first_started'] = previous_meta.get('first_started') or previous_meta['started']
     import torch
@@ -299,15 +345,18 @@ def main(argv=None):
         known). Records survive without their work dir (a fresh clone)."""
         label = plan.phase(phase)
         old = records.get((name, slug(setting), seed, label))
-        fp, _ = plan.fingerprints(name, setting, label)
-        if not old or old.get('fingerprint') != fp or old['status'] not in ('trained', 'ok'):
+        fp, _, legacy = plan.fingerprints(name, setting, label)
+        if not old or old.get('fingerprint') not in (fp, legacy) or \
+                old['status'] not in ('trained', 'ok'):
             return None
         sha = old.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
         if sha and sha != old['start_sha256']:  # another starting backbone: run it again
             return None
-        if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')):
+        if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')) or \
+                (phase == 'screen' and old.get('val')):
+            old['fingerprint'] = fp  # (an earlier version's fingerprint, from now on this one)
             return old
-        return old if phase == 'screen' and old.get('val') else None
+        return None
 
     def fresh(name, config, setting, seed, phase):
         """The earlier record of this run if it is still valid, else a new one."""
@@ -315,7 +364,7 @@ def main(argv=None):
         if old is not None:
             return old, True
         phase = plan.phase(phase)
-        fp, model_fp = plan.fingerprints(name, setting, phase)
+        fp, model_fp, _ = plan.fingerprints(name, setting, phase)
         total, bb, parts = plan.counts[model_fp]
         rec = dict(
             method=name,
@@ -355,6 +404,7 @@ def main(argv=None):
         for k in ('val', 'val_curve', 'weight_change', 'error') + tuple(m.key for m in metrics):
             rec.pop(k, None)
         train(rec, config, opts, run_dir, metrics)
+        rec['device'] = meta['device']
         state['durations']['train'].append(rec['train_s'])
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {

@@ -137,7 +137,8 @@ def diagnostics_table(rows):
 
 CSV_KEYS = [
     'trainable_params', 'backbone_trainable_params', 'sec_per_iter', 'peak_memory_mib',
-    'memory_kind', 'train_s', 'test_s', 'start_sha256', 'config', 'fingerprint', 'commit', 'error'
+    'memory_kind', 'device', 'train_s', 'test_s', 'start_sha256', 'config', 'fingerprint', 'commit',
+    'error'
 ]
 
 

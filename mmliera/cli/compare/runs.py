@@ -59,13 +59,34 @@ def fingerprint(config, options):
     return fingerprints(config, options)[0]
 
 
+def checkout_root(config):
+    """The folder whose absolute path a config's ``{{ fileDirname }}`` paths start with: the
+    nearest one above ``config`` holding ``.git``, else the current folder."""
+    folder = osp.dirname(osp.abspath(config))
+    while True:
+        if osp.exists(osp.join(folder, '.git')):
+            return folder
+        parent = osp.dirname(folder)
+        if parent == folder:
+            return os.getcwd()
+        folder = parent
+
+
+def _sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def fingerprints(config, options):
     """(hash of the whole config, hash of what the trainable count depends on: the model and
-    the custom hooks) of the config as a run sees it."""
+    the custom hooks, the whole config's hash as earlier versions took it) of the config as a
+    run sees it. The first two hold the checkout's path as ``<root>``, so a study's records
+    stay valid in another clone or on another machine; the third (with the path itself) lets
+    records of earlier versions be recognised here."""
     cfg = load_config(config, options)
-    model = repr((cfg.get('model'), cfg.get('custom_hooks')))
-    return (hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16],
-            hashlib.sha256(model.encode()).hexdigest()[:16])
+    text = cfg.pretty_text
+    root = checkout_root(config).rstrip(os.sep) + os.sep
+    model = repr((cfg.get('model'), cfg.get('custom_hooks'))).replace(root, '<root>/')
+    return _sha(text.replace(root, '<root>/')), _sha(model), _sha(text)
 
 
 def count_trainable(config, options):
