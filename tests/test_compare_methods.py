@@ -353,6 +353,7 @@ def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_p
     assert earlier != fingerprints(methods[0], {})[0]  # (its bases' paths are the checkout's)
     for r in lane['runs']:
         r['fingerprint'] = earlier
+    lane['runs'].append(dict(lane['runs'][0], seed=5, status='interrupted'))  # (not taken)
     open(lanes[0], 'w').write(json.dumps(lane))
     work = tmp_path / 'merged'
     code, out = run_tool(*methods, '--seeds', '0', '1', '--no-diagnostics', '--work-dir', str(work),
@@ -362,6 +363,7 @@ def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_p
     assert out.count('done earlier') == 4, out
     merged = json.loads((work / 'results.json').read_text())
     assert merged['meta']['added_runs'] == lanes
+    assert sorted(r['seed'] for r in merged['runs']) == [0, 0, 1, 1]
     assert {r['fingerprint'] for r in merged['runs'] if r['method'] == 'lora'} == \
         {fingerprints(methods[0], {})[0]}
     assert '| liera − lora |' in (work / 'pairs.md').read_text()

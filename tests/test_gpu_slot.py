@@ -1,6 +1,7 @@
 """The GPU slot's scripts (tools/gpu_slot.sh, gpu_checks.sh, gpu_kit.sh): syntax, their plan
 (steps, order, the time budget they claim against the device slot), the kit's list, and the
 errors and deadline handling a CPU machine can reach."""
+import json
 import os
 import re
 import subprocess
@@ -77,20 +78,73 @@ def test_checks_plan_and_quick_subset():
         assert needle in text
 
 
-def test_study_lanes_name_existing_configs_and_refuse_a_bad_limit():
+def test_study_lanes_name_existing_configs_and_refuse_bad_settings(tmp_path):
     out = bash('tools/gpu_study.sh', '--plan')
     assert out.returncode == 0, out.stderr
     lanes = [line.split() for line in out.stdout.splitlines()[1:]]
-    assert len({lane[0] for lane in lanes}) == len(lanes) == 12
-    for lane in lanes:
-        name, config = lane[1].split('=')
+    assert len({lane[0] for lane in lanes}) == len(lanes) == 6 * 3 + 2 * 3 + 4 + 4 * 3
+    for name, method, lr_mult, seed, iters in lanes:
+        assert name.endswith(f'_s{seed}') and iters in ('320', '960')
+        method_name, config = method.split('=')
         assert os.path.isfile(os.path.join(ROOT, config)), config
-        assert name == os.path.basename(config)[:-3]  # (merges keep the study's method names)
-    ranks = sorted(lane[1].split('=')[0] for lane in lanes if lane[0].startswith('rank_'))
-    assert ranks == sorted(f'{m}{r}' for m in ('lora', 'liera_taylor') for r in ('_r2', '', '_r32'))
-    out = bash('tools/gpu_study.sh', 'OUT', '8m')
-    assert out.returncode == 1 and out.stderr.strip() == \
-        "error: LIMIT_S '8m' is not a number of seconds"
+        assert method_name == os.path.basename(config)[:-3]  # (merges keep the study's names)
+    ranks = {lane[1].split('=')[0] for lane in lanes if lane[0].startswith('rank_')}
+    assert ranks == {f'{m}{r}' for m in ('lora', 'liera_taylor') for r in ('_r2', '', '_r32')}
+    tuned = {lane[1].split('=')[0]: lane[2] for lane in lanes if lane[0].startswith('tuned_')}
+    assert tuned == dict(
+        lora_r2='0.3,1,3',
+        lora_r32='0.03,0.1,0.3',
+        liera_taylor_r2='10,30,100',
+        liera_taylor_r32='1,3,10')  # (rank 8's choice scaled by 8 / r)
+    for args, env, msg in ((['OUT',
+                             '8m'], {}, "LIMIT_S '8m' is not a number of seconds"), (['OUT'], {
+                                 'GPU_STUDY_MAX':
+                                 '0'
+                             }, "GPU_STUDY_MAX '0' is not"), (['OUT'], {
+                                 'GPU_STUDY_ADD': '/nonexistent'
+                             }, "GPU_STUDY_ADD: no folder '/nonexistent'")):
+        out = bash('tools/gpu_study.sh', str(tmp_path / args[0]), *args[1:], env=env)
+        assert out.returncode == 1 and out.stderr.startswith('error: ' + msg), out.stderr
+
+
+def _slot(tmp_path, done, lanes_env, max_lanes):
+    """gpu_study.sh after an earlier slot whose LANE/results.json hold one run of status
+    done[LANE]; returns this slot's summary lines (the data step fails on purpose:
+    PYTHON=false, nothing trains)."""
+    earlier = tmp_path / 'slot1'
+    for lane, status in done.items():
+        (earlier / lane).mkdir(parents=True)
+        (earlier / lane / 'results.json').write_text(
+            json.dumps(dict(runs=[dict(status=status)]), indent=1))
+    out = bash(
+        'tools/gpu_study.sh',
+        str(tmp_path / 'slot2'),
+        env=dict(
+            GPU_STUDY_ADD=str(earlier),
+            GPU_STUDY_LANES=lanes_env,
+            GPU_STUDY_MAX=str(max_lanes),
+            PYTHON='false'))
+    assert out.returncode == 1
+    summary = (tmp_path / 'slot2' / 'summary.txt').read_text().splitlines()
+    assert summary[-1] == 'error: the transfer data could not be made'
+    return [line.replace(str(earlier), 'EARLIER') for line in summary[:-1]]
+
+
+def test_study_takes_the_lanes_an_earlier_slot_left(tmp_path):
+    """A lane an earlier slot tested is done; the next ones are taken, at most GPU_STUDY_MAX."""
+    assert _slot(tmp_path, dict(rank_lora_r8_s0='ok', rank_lora_r8_s1='interrupted'),
+                 'rank_lora_r8,at960_full_s0', 2) == [
+                     'rank_lora_r8_s0: done in EARLIER', 'lanes: rank_lora_r8_s1 rank_lora_r8_s2'
+                 ]
+
+
+def test_a_screened_groups_other_seeds_wait_for_its_first_lane(tmp_path):
+    """tuned_*: seed 0's lane screens; seeds 1 and 2 are taken once an earlier slot holds
+    seed 0's lane tested."""
+    assert _slot(tmp_path, dict(tuned_lora_r32_s0='ok'), 'tuned_lora_r2,tuned_lora_r32', 12) == [
+        'tuned_lora_r32_s0: done in EARLIER',
+        'lanes: tuned_lora_r2_s0 tuned_lora_r32_s1 tuned_lora_r32_s2'
+    ]
 
 
 @pytest.mark.slow  # waits past a deadline

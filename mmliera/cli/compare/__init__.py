@@ -292,8 +292,10 @@ def main(argv=None):
             found = json.load(f)
         previous = {_record_key(r): r for r in map(_upgrade, found.get('runs', []))}
         previous_meta = found.get('meta', {})
-    for path in args.add_runs:
+    for path in args.add_runs:  # (their unfinished runs' work dirs are elsewhere: not taken)
         for r in map(_upgrade, _read_runs(path)):
+            if r.get('status') not in ('ok', 'trained'):
+                continue
             key = _record_key(r)
             if previous.get(key, {}).get('status') != 'ok' or r['status'] == 'ok':
                 previous[key] = r
