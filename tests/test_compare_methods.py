@@ -318,20 +318,24 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
 
 def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_path):
     """The same configs in two checkouts (two machines, two clones) fingerprint alike although
-    their ``{{ fileDirname }}`` paths differ; the third fingerprint is the earlier form, with
-    the path itself."""
-    from mmliera.cli.compare.runs import fingerprints
-    found = []
+    their ``{{ fileDirname }}`` paths differ; the earlier forms (of ``pretty_text``, with the
+    path itself and as ``<root>``) are known, so records of earlier versions are recognised."""
+    from mmliera.cli.compare.runs import earlier_fingerprints, fingerprints
+    found, earlier = [], []
     for where in ('a', 'b/deeper'):
         checkout = tmp_path / where
         shutil.copytree(os.path.join(ROOT, 'configs'), checkout / 'configs')
         (checkout / '.git').mkdir()
-        found.append(fingerprints(str(checkout / 'configs/transfer/lora.py'), {}))
-    (fp_a, model_a, legacy_a), (fp_b, model_b, legacy_b) = found
-    assert (fp_a, model_a) == (fp_b, model_b)
-    assert legacy_a != legacy_b  # (the earlier form differed between checkouts)
-    assert fp_a != legacy_a
-    assert fingerprints(str(tmp_path / 'a/configs/transfer/liera_taylor.py'), {})[0] != fp_a
+        config = str(checkout / 'configs/transfer/lora.py')
+        found.append(fingerprints(config, {}))
+        earlier.append(earlier_fingerprints(config, {}))
+    assert found[0] == found[1]
+    assert len(earlier[0] | earlier[1]) == 3  # (the path form differed, the <root> one not)
+    assert found[0][0] not in earlier[0]
+    assert fingerprints(str(tmp_path / 'a/configs/transfer/liera_taylor.py'), {})[0] != found[0][0]
+    options = {'train_cfg.max_iters': 4}
+    assert fingerprints(config, options)[0] != found[1][0]
+    assert fingerprints(config, options)[1] == found[1][1]  # (the model did not change)
 
 
 def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_path, monkeypatch):
@@ -348,9 +352,9 @@ def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_p
     lanes = [str(tmp_path / f'lane_{n}.py' / 'results.json') for n in ('lora', 'liera')]
     lane = json.loads(open(lanes[0]).read())
     assert {r['device'] for r in lane['runs']} == {lane['meta']['device']}
-    from mmliera.cli.compare.runs import fingerprints
-    earlier = fingerprints(methods[0], {})[2]
-    assert earlier != fingerprints(methods[0], {})[0]  # (its bases' paths are the checkout's)
+    from mmliera.cli.compare.runs import earlier_fingerprints, fingerprints
+    earlier = sorted(earlier_fingerprints(methods[0], {}))[0]
+    assert earlier != fingerprints(methods[0], {})[0]
     for r in lane['runs']:
         r['fingerprint'] = earlier
     lane['runs'].append(dict(lane['runs'][0], seed=5, status='interrupted'))  # (not taken)

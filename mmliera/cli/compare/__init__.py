@@ -42,8 +42,9 @@ from .grid import at_edge, edge_note, parse_grid, resolve_key, select, settings,
 from .metrics import DETECTION, of_config
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
 from .runs import fingerprint  # noqa: F401 (API)
-from .runs import (ComparisonError, count_trainable, fingerprints, has_validation, load_config,
-                   parse_methods, start_checkpoint, test, train)
+from .runs import (ComparisonError, count_trainable, earlier_fingerprints, fingerprints,
+                   forget_read_configs, has_validation, load_config, parse_methods,
+                   start_checkpoint, test, train)
 from .stats import paired_differences, summarise  # noqa: F401 (API)
 
 FORMAT = 2
@@ -206,7 +207,7 @@ class _Plan:
                         f'{config} has none; set val_dataloader, val_evaluator, val_cfg and '
                         'train_cfg.val_interval')
                 for setting in self.settings[name]:
-                    _, model_fp, _ = self.fingerprints(name, setting)
+                    _, model_fp = self.fingerprints(name, setting)
                     if model_fp not in self.counts:  # (a grid over lr_mult: built once)
                         self.counts[model_fp] = count_trainable(config, self.run_options(setting))
             except ComparisonError:
@@ -223,8 +224,8 @@ class _Plan:
         return dict(self.options, **self.phase_options.get(phase, {}), **{k: v for k, v in setting})
 
     def fingerprints(self, name, setting, phase=''):
-        """(config fingerprint, model fingerprint, earlier config fingerprint) of a run's
-        config (:func:`.runs.fingerprints`)."""
+        """(config fingerprint, model fingerprint) of a run's config
+        (:func:`.runs.fingerprints`)."""
         key = (name, slug(setting), phase)
         if key not in self.fps:
             self.fps[key] = fingerprints(self.configs[name], self.run_options(setting, phase))
@@ -266,6 +267,7 @@ def _upgrade(r):
 
 def main(argv=None):
     args = parse_args(argv)
+    forget_read_configs()  # (a comparison reads each config once)
     methods = parse_methods(args.methods)
     names = [n for n, _ in methods]
     if len(set(args.seeds)) != len(args.seeds):
@@ -347,9 +349,10 @@ def main(argv=None):
         known). Records survive without their work dir (a fresh clone)."""
         label = plan.phase(phase)
         old = records.get((name, slug(setting), seed, label))
-        fp, _, legacy = plan.fingerprints(name, setting, label)
-        if not old or old.get('fingerprint') not in (fp, legacy) or \
-                old['status'] not in ('trained', 'ok'):
+        fp, _ = plan.fingerprints(name, setting, label)
+        if not old or old['status'] not in ('trained', 'ok') or (
+                old.get('fingerprint') != fp and old.get('fingerprint') not in earlier_fingerprints(
+                    dict(methods)[name], plan.run_options(setting, label))):
             return None
         sha = old.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
         if sha and sha != old['start_sha256']:  # another starting backbone: run it again
@@ -366,7 +369,7 @@ def main(argv=None):
         if old is not None:
             return old, True
         phase = plan.phase(phase)
-        fp, model_fp, _ = plan.fingerprints(name, setting, phase)
+        fp, model_fp = plan.fingerprints(name, setting, phase)
         total, bb, parts = plan.counts[model_fp]
         rec = dict(
             method=name,

@@ -46,12 +46,29 @@ def options_list(options):
     return [f'{k}={v}' for k, v in (options or {}).items()]
 
 
+_READ = {}  # (path, mtime_ns, size) -> the Config as read; main() empties it for each comparison
+
+
 def load_config(config, options):
+    """``Config.fromfile(config)`` with ``options`` merged. A file is read once per comparison
+    (and again when it changes): mmengine reads the model indexes of a ``mmdet::`` base's
+    package on every read, ~1 s, and a comparison loads each config many times."""
+    import copy
+
     from mmengine.config import Config
-    cfg = Config.fromfile(config)
+    stat = os.stat(config)
+    key = (osp.abspath(config), stat.st_mtime_ns, stat.st_size)
+    if key not in _READ:
+        _READ[key] = Config.fromfile(config)
+    cfg = copy.deepcopy(_READ[key])
     if options:
         cfg.merge_from_dict(options)
     return cfg
+
+
+def forget_read_configs():
+    """Read every config afresh from now on (a new comparison)."""
+    _READ.clear()
 
 
 def fingerprint(config, options):
@@ -78,23 +95,30 @@ def _sha(text):
 
 def fingerprints(config, options):
     """(hash of the whole config, hash of what the trainable count depends on: the model and
-    the custom hooks, the whole config's hash as earlier versions took it) of the config as a
-    run sees it. The first two hold the checkout's path as ``<root>``, so a study's records
-    stay valid in another clone or on another machine; the third (with the path itself) lets
-    records of earlier versions be recognised here."""
+    the custom hooks) of the config as a run sees it, with the checkout's path as ``<root>``
+    (a study's records stay valid in another clone or on another machine)."""
     cfg = load_config(config, options)
-    text = cfg.pretty_text
     root = checkout_root(config).rstrip(os.sep) + os.sep
-    model = repr((cfg.get('model'), cfg.get('custom_hooks'))).replace(root, '<root>/')
-    return _sha(text.replace(root, '<root>/')), _sha(model), _sha(text)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    model = repr((cfg.get('model'), cfg.get('custom_hooks')))
+    return _sha(text.replace(root, '<root>/')), _sha(model.replace(root, '<root>/'))
+
+
+def earlier_fingerprints(config, options):
+    """The whole config's hash as earlier versions of the tool took it (of its ``pretty_text``:
+    with the checkout's path itself, then as ``<root>``), so their records are recognised."""
+    text = load_config(config, options).pretty_text  # (yapf-formatted: ~1.5 s)
+    root = checkout_root(config).rstrip(os.sep) + os.sep
+    return {_sha(text), _sha(text.replace(root, '<root>/'))}
 
 
 def count_trainable(config, options):
     """(detector trainable parameters, backbone trainable parameters, {part: trainable}) as
     training builds them (the freezing policy applied)."""
-    from ...apis.model import build_model_from_config
+    from ...apis.model import build_model
     from ...engine.hooks.freeze_hook import freeze_hooks_of
-    cfg, model = build_model_from_config(config, options)
+    cfg = load_config(config, options)
+    model = build_model(cfg)
     for hook in freeze_hooks_of(cfg.get('custom_hooks')):
         hook.policy.apply(model)
     parts = {}
