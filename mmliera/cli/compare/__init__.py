@@ -231,6 +231,15 @@ class _Plan:
             self.fps[key] = fingerprints(self.configs[name], self.run_options(setting, phase))
         return self.fps[key]
 
+    def earlier_fingerprints(self, name, setting, phase=''):
+        """The whole config's fingerprints as earlier versions took them (computed once per
+        run config, only when a record does not match: :func:`.runs.earlier_fingerprints`)."""
+        key = ('earlier', name, slug(setting), phase)
+        if key not in self.fps:
+            self.fps[key] = earlier_fingerprints(self.configs[name],
+                                                 self.run_options(setting, phase))
+        return self.fps[key]
+
 
 def _record_key(r):
     return r['method'], r.get('setting_label', 'default'), r['seed'], r.get('phase', '')
@@ -351,8 +360,8 @@ def main(argv=None):
         old = records.get((name, slug(setting), seed, label))
         fp, _ = plan.fingerprints(name, setting, label)
         if not old or old['status'] not in ('trained', 'ok') or (
-                old.get('fingerprint') != fp and old.get('fingerprint') not in earlier_fingerprints(
-                    dict(methods)[name], plan.run_options(setting, label))):
+                old.get('fingerprint') != fp
+                and old.get('fingerprint') not in plan.earlier_fingerprints(name, setting, label)):
             return None
         sha = old.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
         if sha and sha != old['start_sha256']:  # another starting backbone: run it again
