@@ -15,6 +15,8 @@ exec python tools/compare_methods.py \
                       default_hooks.checkpoint.interval=320 \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
          pissa_liera-pissa liera_norms-lora_norms lora-frozen liera_taylor-frozen norms-frozen \
-         full-liera_taylor full-lora \
+         full-liera_taylor full-lora liera_taylor-norms lora-norms \
+         liera_exp-frozen dora-frozen dora_liera-frozen pissa-frozen pissa_liera-frozen \
+         lora_norms-frozen liera_norms-frozen \
   --reference frozen full \
   --work-dir work_dirs/transfer_study --out-dir docs/transfer_study "$@"
