@@ -10,7 +10,7 @@ exec python tools/compare_methods.py \
   $T/frozen.py $T/lora.py $T/liera_taylor.py $T/full.py $T/norms.py $T/liera_exp.py \
   $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
-  --seeds 0 1 2 3 4 --order method \
+  --seeds 0 1 2 3 4 --order seed \
   --final-cfg-options train_cfg.max_iters=320 param_scheduler.1.end=320 \
                       default_hooks.checkpoint.interval=320 \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
