@@ -316,6 +316,44 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     assert 'eeeeeeeeeeeeeeee...' in warned[0] and 'ffffffffffffffff...' in warned[0]
 
 
+def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monkeypatch):
+    """Final runs recorded with other final options (a longer schedule chosen later) are left
+    out of the tables from the start of the new pass, before any new final run is made; the
+    screening runs are kept (not trained again) and the old records stay in results.json."""
+    import mmliera.cli.compare as compare
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    methods = _two_methods(tmp_path)
+    work = tmp_path / 'work'
+
+    def args(iters):
+        return [
+            *methods, '--grid', 'lr_mult=1,3', '--seeds', '0', '1', '--no-diagnostics',
+            '--final-cfg-options', f'train_cfg.max_iters={iters}', '--work-dir',
+            str(work)
+        ]
+
+    code, out = run_tool(*args(4))
+    assert code == 0 and len(trained) == 8, out  # 2 x 2 screening, 2 x 2 final
+    table = (work / 'table.md').read_text()
+    assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
+
+    def interrupted(record, config, options, run_dir, metrics):
+        raise KeyboardInterrupt  # (the new pass stops at its first final run)
+
+    monkeypatch.setattr(compare, 'train', interrupted)
+    code, out = run_tool(*args(5))
+    assert code == 130 and 'lora: chose lr_mult=3' in out and '[lora: screen' not in out, out
+    results = json.loads((work / 'results.json').read_text())
+    finals = [r for r in results['runs'] if r.get('final')]
+    assert [(r['method'], r['seed'], r['status']) for r in finals] == [('lora', 0, 'pending')]
+    old = [r for r in results['runs'] if not r.get('screen') and r['status'] == 'ok']
+    assert sorted((r['method'], r['seed']) for r in old) == [('liera', 0), ('liera', 1),
+                                                             ('lora', 1)]
+    table = (work / 'table.md').read_text()
+    assert '| lora | lr_mult=3 | 2,093,314 (905,568) | - | - |' in table, table
+    assert '| liera | default | - |' in table and '0.500' not in table, table
+
+
 def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_path):
     """The same configs in two checkouts (two machines, two clones) fingerprint alike although
     their ``{{ fileDirname }}`` paths differ; the earlier forms (of ``pretty_text``, with the

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 T=configs/transfer
 N=${ITERS:-640}
 exec python tools/compare_methods.py \
-  $T/lora.py $T/full.py $T/liera_taylor.py $T/norms.py $T/frozen.py \
+  $T/full.py $T/lora.py $T/liera_taylor.py $T/norms.py $T/frozen.py \
   --grid lora,norms:lr_mult=0.3 liera_taylor:lr_mult=10 full,frozen:lr_mult=1 \
   --seeds 0 --order method \
   --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \

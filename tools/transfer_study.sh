@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # The transfer study of docs/study.md (12 arms, lr_mult chosen per arm on val with the 160-iteration
-# schedule, then 5 paired seeds of 320 iterations on test).
+# schedule, then 5 paired seeds of 960 iterations on test; the 320-iteration first pass of five
+# arms is docs/transfer_study/first_pass_320/, whose screening runs this study takes as they are,
+# and the schedule check's seed-0 runs (tools/transfer_schedule_check.sh with ITERS=960) are
+# those arms' seed 0).
 # Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
 # every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=configs/transfer
+N=960
+ADD=()
+for f in docs/transfer_study/first_pass_320/results.json docs/transfer_study/schedule_$N/results.json; do
+  [ -f "$f" ] && ADD+=("$f")
+done
 exec python tools/compare_methods.py \
   $T/frozen.py $T/lora.py $T/liera_taylor.py $T/full.py $T/norms.py $T/liera_exp.py \
   $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
   --seeds 0 1 2 3 4 --order seed \
-  --final-cfg-options train_cfg.max_iters=320 param_scheduler.1.end=320 \
-                      default_hooks.checkpoint.interval=320 \
+  --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \
+                      default_hooks.checkpoint.interval=$N \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
          pissa_liera-pissa liera_norms-lora_norms lora-frozen liera_taylor-frozen norms-frozen \
          full-liera_taylor full-lora liera_taylor-norms lora-norms \
          liera_exp-frozen dora-frozen dora_liera-frozen pissa-frozen pissa_liera-frozen \
          lora_norms-frozen liera_norms-frozen \
-  --reference frozen full \
-  --work-dir work_dirs/transfer_study --out-dir docs/transfer_study "$@"
+  --reference frozen full ${ADD[@]+--add-runs "${ADD[@]}"} \
+  --work-dir work_dirs/transfer_study_$N --out-dir docs/transfer_study "$@"

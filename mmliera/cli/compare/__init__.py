@@ -358,19 +358,26 @@ def main(argv=None):
         known). Records survive without their work dir (a fresh clone)."""
         label = plan.phase(phase)
         old = records.get((name, slug(setting), seed, label))
-        fp, _ = plan.fingerprints(name, setting, label)
-        if not old or old['status'] not in ('trained', 'ok') or (
-                old.get('fingerprint') != fp
-                and old.get('fingerprint') not in plan.earlier_fingerprints(name, setting, label)):
-            return None
-        sha = old.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
-        if sha and sha != old['start_sha256']:  # another starting backbone: run it again
+        if not old or old['status'] not in ('trained', 'ok') or not matches(old, setting, label):
             return None
         if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')) or \
                 (phase == 'screen' and old.get('val')):
-            old['fingerprint'] = fp  # (an earlier version's fingerprint, from now on this one)
+            # (an earlier version's fingerprint, from now on this one)
+            old['fingerprint'] = plan.fingerprints(name, setting, label)[0]
             return old
         return None
+
+    def matches(rec, setting, label):
+        """Whether a record is a run of this plan: the config and options it would get now
+        (fingerprint, or an earlier version's form of it) and the starting backbone there is
+        now (when both are known; another one: run it again)."""
+        name = rec['method']
+        fp, _ = plan.fingerprints(name, setting, label)
+        if rec.get('fingerprint') != fp and \
+                rec.get('fingerprint') not in plan.earlier_fingerprints(name, setting, label):
+            return False
+        sha = rec.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
+        return not (sha and sha != rec['start_sha256'])
 
     def fresh(name, config, setting, seed, phase):
         """The earlier record of this run if it is still valid, else a new one."""
@@ -566,6 +573,18 @@ def main(argv=None):
             do_test(rec, c, setting, tag)
             if rec['status'] != 'ok':
                 failed.append(rec)
+
+    # a final run recorded with another config, final options (e.g. a longer schedule) or
+    # starting backbone is not one of this plan's final runs: the tables leave it out (its
+    # record stays until the run is made again)
+    for r in records.values():
+        if r.get('final') and r['method'] in plan.configs and r['method'] not in plan.unusable:
+            try:
+                current = matches(r, tuple(map(tuple, r.get('setting') or ())), plan.phase('final'))
+            except ComparisonError:  # (a setting this config cannot take any more)
+                current = False
+            if not current:
+                r.pop('final')
 
     def stop(signum, frame):  # a kill (e.g. the end of a session): save like Ctrl-C
         raise KeyboardInterrupt
