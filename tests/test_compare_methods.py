@@ -341,7 +341,7 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
     monkeypatch.setattr(compare, 'train', interrupted)
-    code, out = run_tool(*args(5))
+    code, out = run_tool(*args(5), '--order', 'seed')  # (both screened before any final)
     assert code == 130 and 'lora: chose lr_mult=3' in out and '[lora: screen' not in out, out
     results = json.loads((work / 'results.json').read_text())
     finals = [r for r in results['runs'] if r.get('final')]
@@ -351,7 +351,8 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
                                                              ('lora', 1)]
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 | 2,093,314 (905,568) | - | - |' in table, table
-    assert '| liera | default | - |' in table and '0.500' not in table, table
+    # (liera: chosen, no final run yet: the table names the choice)
+    assert '| liera | lr_mult=3 | - | - |' in table and '0.500' not in table, table
 
 
 def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_path):

@@ -314,8 +314,11 @@ def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=Non
     write_text_atomic(osp.join(out_dir, 'results.json'), json.dumps(results, indent=1) + '\n')
     write_csv(results, osp.join(out_dir, 'results.csv'))
     rows = summarise(results, methods)
-    write_text_atomic(osp.join(out_dir, 'table.md'), markdown_table(rows))
     chosen = chosen or {}
+    for row in rows:  # chosen on val, no final run made yet: the table names the choice
+        if not row['runs'] and row['method'] in chosen:
+            row['setting'] = chosen[row['method']]
+    write_text_atomic(osp.join(out_dir, 'table.md'), markdown_table(rows))
     if any(r.get('screen') for r in results['runs']):
         write_text_atomic(osp.join(out_dir, 'grid.md'), grid_table(results, methods, chosen, edges))
         plot_grid(results, methods, osp.join(out_dir, 'grid.png'))
