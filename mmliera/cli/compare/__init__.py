@@ -21,7 +21,9 @@ peak RSS), wall times, and the weights sha256 of the backbone it started from (a
 started from another backbone than earlier runs is reported). ``results.json`` is written
 (atomically) after every step; a restarted comparison skips every step already done with the
 same config, options and setting (a config's paths inside the checkout count relative to it,
-so records stay valid in another clone). ``--add-runs A/results.json B/results.json`` takes
+so records stay valid in another clone); a final run recorded with other options (e.g. before a
+longer ``--final-cfg-options`` schedule) is left out of the tables from the start.
+``--add-runs A/results.json B/results.json`` takes
 the runs of comparisons made elsewhere (another machine; or parts of one study run side by side
 on one GPU, each with its own ``--work-dir``) as earlier runs; each record names the ``device``
 it trained on.
