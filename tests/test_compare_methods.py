@@ -192,12 +192,18 @@ def test_summary_pairs_and_tables():
     assert '| b − a | bbox mAP | 2 | +0.300 |' in text and '0: -0.050, 1: +0.100' in text
     assert '| a | 2.00e-01 | 100 |' not in diagnostics_table(rows)  # (no params_by_part)
     assert '| a | 2.00e-01 |' in diagnostics_table(rows)  # mean of 0.1, 0.2, 0.3
+    assert 'CPU threads per run: not recorded.' in table and 'at a time' not in table
+    mixed = _runs()
+    for r in mixed['runs']:
+        r['threads'] = 1 if r['method'] != 'b' or r['seed'] else 2
+    table = markdown_table(summarise(mixed, [('a', 'a.py'), ('b', 'b.py'), ('c', 'c.py')]))
+    assert 'CPU threads per run differ: a: 1; b: 1, 2; c: 1.' in table, table
 
 
 def test_a_run_stopped_by_the_user_is_interrupted_not_failed(tmp_path, monkeypatch):
     from mmliera.cli.compare import runs
 
-    def stopped(cmd, log_path):
+    def stopped(cmd, log_path, env=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runs, '_run', stopped)
@@ -217,7 +223,7 @@ def _stand_ins(monkeypatch, val, fail=()):
     import mmliera.cli.compare as compare
     trained = []
 
-    def fake_train(record, config, options, run_dir, metrics):
+    def fake_train(record, config, options, run_dir, metrics, env=None):
         os.makedirs(run_dir, exist_ok=True)
         name = os.path.basename(config)[:-3]
         trained.append(name)
@@ -241,7 +247,7 @@ def _stand_ins(monkeypatch, val, fail=()):
             val=dict(bbox_mAP=score, segm_mAP=score))
         return record
 
-    def fake_test(record, config, options, metrics):
+    def fake_test(record, config, options, metrics, env=None):
         record.update(status='ok', test_s=1.0, bbox_mAP=0.5, segm_mAP=0.5)
         return record
 
@@ -337,7 +343,7 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
 
-    def interrupted(record, config, options, run_dir, metrics):
+    def interrupted(record, config, options, run_dir, metrics, env=None):
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
     monkeypatch.setattr(compare, 'train', interrupted)
@@ -353,6 +359,118 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     assert '| lora | lr_mult=3 | 2,093,314 (905,568) | - | - |' in table, table
     # (liera: chosen, no final run yet: the table names the choice)
     assert '| liera | lr_mult=3 | - | - |' in table and '0.500' not in table, table
+
+
+def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, monkeypatch):
+    """--jobs 2: two runs at a time (never more), each with --threads CPU threads in its
+    environment and in its record; the same choices, runs and figures as one at a time."""
+    import threading
+    import time
+
+    import mmliera.cli.compare as compare
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    fake_train, guard = compare.train, threading.Lock()
+    live, peak, envs = [0], [0], []
+
+    def slow_train(record, config, options, run_dir, metrics, env=None):
+        with guard:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+            envs.append(env)
+        time.sleep(0.3)
+        with guard:
+            live[0] -= 1
+        return fake_train(record, config, options, run_dir, metrics, env)
+
+    monkeypatch.setattr(compare, 'train', slow_train)
+    methods = _two_methods(tmp_path)
+
+    def args(work, *more):
+        return [
+            *methods, '--grid', 'lr_mult=1,3', '--seeds', '0', '1', '2', '--no-diagnostics',
+            '--final-cfg-options', 'train_cfg.max_iters=4', '--work-dir',
+            str(tmp_path / work), *more
+        ]
+
+    code, out1 = run_tool(*args('one'))
+    assert code == 0 and peak[0] == 1 and envs == [None] * 10, out1
+    del envs[:], trained[:]
+    code, out2 = run_tool(*args('two', '--jobs', '2', '--threads', '3'))
+    assert code == 0 and peak[0] == 2 and len(trained) == 10, out2
+    assert all(e['OMP_NUM_THREADS'] == e['MKL_NUM_THREADS'] == '3' for e in envs), envs
+    for out in (out1, out2):
+        assert 'lora: chose lr_mult=3' in out and 'liera: chose lr_mult=3' in out, out
+
+    def runs_of(work):
+        found = json.loads((tmp_path / work / 'results.json').read_text())
+        keys = ('method', 'setting_label', 'seed', 'phase', 'status', 'val', 'bbox_mAP', 'final',
+                'screen')
+        return found['meta'], sorted(
+            (tuple(str(r.get(k)) for k in keys), r['threads']) for r in found['runs'])
+
+    (meta1, runs1), (meta2, runs2) = runs_of('one'), runs_of('two')
+    assert [r for r, _ in runs1] == [r for r, _ in runs2] and len(runs1) == 10
+    assert {t for _, t in runs2} == {3} == {meta2['threads']} and meta2['jobs'] == 2
+    assert {t for _, t in runs1} == {meta1['threads']} and meta1['threads'] >= 1
+    table1, table2 = ((tmp_path / w / 'table.md').read_text() for w in ('one', 'two'))
+    assert f'CPU threads per run: {meta1["threads"]}.' in table1 and 'at a time' not in table1
+    assert 'CPU threads per run: 3.' in table2 and 'up to 2 at a time' in table2, table2
+
+
+def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
+    """A kill of the tool (SIGTERM, e.g. a session's end) with two runs at work: both run
+    processes end, their records say interrupted (not failed) and the tool exits 130."""
+    import signal
+    import threading
+    import time
+
+    import mmliera.cli.compare as compare
+    from mmliera.cli.compare import runs
+
+    def sleeping_train(record, config, options, run_dir, metrics, env=None):
+        os.makedirs(run_dir, exist_ok=True)
+        log = os.path.join(run_dir, 'run.log')
+        record.update(status='failed', log=log)
+        try:
+            runs._run(['sleep', '60'], log, env)
+        except KeyboardInterrupt:
+            record.update(status='interrupted')
+            raise
+        record.update(error='the run ended by itself')
+        return record
+
+    monkeypatch.setattr(compare, 'train', sleeping_train)
+    seen = []
+
+    def kill_when_both_run():
+        for _ in range(300):
+            with runs._live_lock:
+                seen[:] = [p.pid for p in runs._live]
+            if len(seen) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_both_run)
+    killer.start()
+    start = time.time()
+    code, out = run_tool(*_two_methods(tmp_path), '--grid', 'lr_mult=1,3', '--seeds', '0',
+                         '--no-diagnostics', '--jobs', '2', '--work-dir', str(tmp_path / 'w'))
+    killer.join()
+    assert code == 130 and len(seen) == 2 and time.time() - start < 30, out
+    for pid in seen:  # ended and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    found = json.loads((tmp_path / 'w' / 'results.json').read_text())['runs']
+    assert sorted(r['status']
+                  for r in found) == ['interrupted', 'interrupted', 'pending', 'pending'], found
+
+
+def test_bad_jobs_or_threads_are_refused(tmp_path):
+    for flag, value in (('--jobs', '0'), ('--threads', '0')):
+        code, out = run_tool(*_two_methods(tmp_path), flag, value, '--work-dir',
+                             str(tmp_path / 'w'))
+        assert code == 1 and f'error: {flag} 0' in out, out
 
 
 def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_path):

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The transfer study of docs/study.md (12 arms, lr_mult chosen per arm on val with the 160-iteration
 # schedule, then 5 paired seeds of 960 iterations on test; the 320-iteration first pass of five
-# arms is docs/transfer_study/first_pass_320/, whose screening runs this study takes as they are,
-# and the schedule check's seed-0 runs (tools/transfer_schedule_check.sh with ITERS=960) are
-# those arms' seed 0).
+# arms is docs/transfer_study/first_pass_320/, whose screening runs this study takes as they are).
+# Two runs at a time of one CPU thread each (--jobs 2 --threads 1: ~1.5x the runs per hour of one
+# 2-thread run on this 2-core machine, tools/benchmark_lanes.sh). The thread count changes the
+# last bits of every sum, so every final run has one thread; the schedule check's seed-0 runs
+# (tools/transfer_schedule_check.sh, 2 threads) are not taken as finals: they show how far a
+# run moves with the thread count alone. JOBS=1 THREADS=2 gives the earlier way.
 # Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
 # every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
 set -euo pipefail
@@ -11,14 +14,14 @@ cd "$(dirname "$0")/.."
 T=configs/transfer
 N=960
 ADD=()
-for f in docs/transfer_study/first_pass_320/results.json docs/transfer_study/schedule_$N/results.json; do
+for f in docs/transfer_study/first_pass_320/results.json; do
   [ -f "$f" ] && ADD+=("$f")
 done
 exec python tools/compare_methods.py \
   $T/frozen.py $T/lora.py $T/liera_taylor.py $T/full.py $T/norms.py $T/liera_exp.py \
   $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
-  --seeds 0 1 2 3 4 --order seed \
+  --seeds 0 1 2 3 4 --order seed --jobs "${JOBS:-2}" --threads "${THREADS:-1}" \
   --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \
                       default_hooks.checkpoint.interval=$N \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \

@@ -39,14 +39,18 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from functools import partial
 
 from .grid import at_edge, edge_note, parse_grid, resolve_key, select, settings, slug
 from .metrics import DETECTION, of_config
 from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
 from .runs import fingerprint  # noqa: F401 (API)
-from .runs import (ComparisonError, count_trainable, earlier_fingerprints, fingerprints,
+from .runs import (ComparisonError, clear_stop, count_trainable, earlier_fingerprints, fingerprints,
                    forget_read_configs, has_validation, load_config, parse_methods,
-                   start_checkpoint, test, train)
+                   start_checkpoint, stop_all, test, thread_env, train)
 from .stats import paired_differences, summarise  # noqa: F401 (API)
 
 FORMAT = 2
@@ -132,6 +136,19 @@ def parse_args(argv=None):
         help='seed: all screening, then every method at the first seed, the second, ... (a '
         'busier machine later touches every method alike); method: one method after the '
         'other, its screening then its seeds (a cut-short study has whole methods)')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='runs at once (default 1). On a CPU, N runs of cores/N threads each finish more '
+        'runs per hour than one run on every core (tools/benchmark_lanes.sh measures it); '
+        'all screening runs go before the final runs')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='CPU threads of each run (OMP_NUM_THREADS / MKL_NUM_THREADS; default: the '
+        'cores / --jobs when --jobs > 1, else as inherited). Recorded per run: the thread count '
+        'changes the last bits of every sum, so compare runs of one thread count')
     parser.add_argument(
         '--no-diagnostics',
         action='store_true',
@@ -291,6 +308,13 @@ def main(argv=None):
         if ref not in names:
             raise ComparisonError(f'--reference {ref}: no such method (methods: '
                                   f'{", ".join(names)})')
+    if args.jobs < 1:
+        raise ComparisonError(f'--jobs {args.jobs}: give 1 or more runs at once')
+    if args.threads is not None and args.threads < 1:
+        raise ComparisonError(f'--threads {args.threads}: give 1 or more threads per run')
+    threads = args.threads or (max(1,
+                                   (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None)
+    env = thread_env(threads)
     grids = parse_grid(args.grid, names)
     screen_seed = args.seeds[0] if args.screen_seed is None else args.screen_seed
     options = dict(args.cfg_options)
@@ -339,11 +363,31 @@ def main(argv=None):
         meta['first_started'] = previous_meta.get('first_started') or previous_meta['started']
     import torch
     meta['torch'] = torch.__version__
+    meta['jobs'] = args.jobs
+    # the threads each run gets (inherited: what torch takes here, or OMP_NUM_THREADS)
+    run_threads = threads or int(os.environ.get('OMP_NUM_THREADS') or 0) or \
+        torch.get_num_threads()
+    meta['threads'] = run_threads
     records = dict(previous)  # key -> record; the current study's records replace old ones
     for r in records.values():  # final runs are those of this plan's final phase (set below)
         if r['method'] in plan.configs and r.get('phase', '') != plan.phase('final'):
             r.pop('final', None)
     sha_cache = {}
+    # runs side by side (--jobs): each run's thread holds ``lock`` for its bookkeeping and lets
+    # it go while its process works, so records, counters and files change one thread at a time
+    lock = threading.Lock()
+
+    @contextmanager
+    def unlocked():
+        if args.jobs == 1:
+            yield
+            return
+        lock.release()
+        try:
+            yield
+        finally:
+            lock.acquire()
+
     state = dict(durations=dict(train=[], test=[]), chosen={}, edges={}, sha_warned=set())
 
     def snapshot():
@@ -426,8 +470,15 @@ def main(argv=None):
         opts = dict(plan.run_options(setting, phase), **{'randomness.seed': rec['seed']})
         for k in ('val', 'val_curve', 'weight_change', 'error') + tuple(m.key for m in metrics):
             rec.pop(k, None)
-        train(rec, config, opts, run_dir, metrics)
+        work = dict(rec)  # (filled while other threads may save the records)
+        try:
+            with unlocked():
+                train(work, config, opts, run_dir, metrics, env=env)
+        finally:
+            rec.clear()
+            rec.update(work)
         rec['device'] = meta['device']
+        rec['threads'], rec['jobs'] = run_threads, args.jobs
         state['durations']['train'].append(rec['train_s'])
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
@@ -465,7 +516,13 @@ def main(argv=None):
     def do_test(rec, config, setting, tag):
         opts = dict(
             plan.run_options(setting, rec.get('phase', '')), **{'randomness.seed': rec['seed']})
-        test(rec, config, opts, metrics)
+        work = dict(rec)
+        try:
+            with unlocked():
+                test(work, config, opts, metrics, env=env)
+        finally:
+            rec.clear()
+            rec.update(work)
         state['durations']['test'].append(rec['test_s'])
         if rec['status'] == 'ok':
             print(f'{tag}: test {figures(rec)}{eta()}', flush=True)
@@ -481,7 +538,8 @@ def main(argv=None):
             return ''
         mean_train = sum(d['train']) / len(d['train'])
         mean_test = sum(d['test']) / len(d['test']) if d['test'] else 0.15 * mean_train
-        return f'; ETA {_duration(pending["train"] * mean_train + pending["test"] * mean_test)}'
+        left = (pending['train'] * mean_train + pending['test'] * mean_test) / args.jobs
+        return f'; ETA {_duration(left)}'
 
     failed = []
     screened = {
@@ -494,17 +552,29 @@ def main(argv=None):
         for s in screened.get(n, ())) + len(methods) * len(args.seeds)
     pending['test'] = len(methods) * len(args.seeds)
 
-    def screen_method(n, c):
-        """Screen ``n``'s settings on val (one seed) and choose one."""
+    def screen_runs(n, c):
+        """``n``'s screening runs still to train: [(setting, record, tag)]."""
         todo = []
         for s in screened[n]:
             rec, done = fresh(n, c, s, screen_seed, 'screen')
             rec['screen'] = True
             if not done:
                 todo.append((s, rec))
-        for i, (s, rec) in enumerate(todo, 1):
-            pending['train'] -= 1
-            do_train(rec, c, s, f'[{n}: screen {i}/{len(todo)}] {slug(s)} seed {screen_seed}')
+        return [(s, rec, f'[{n}: screen {i}/{len(todo)}] {slug(s)} seed {screen_seed}')
+                for i, (s, rec) in enumerate(todo, 1)]
+
+    def screen_one(c, s, rec, tag):
+        pending['train'] -= 1
+        do_train(rec, c, s, tag)
+
+    def screen_method(n, c):
+        """Screen ``n``'s settings on val (one seed) and choose one."""
+        for s, rec, tag in screen_runs(n, c):
+            screen_one(c, s, rec, tag)
+        choose(n)
+
+    def choose(n):
+        """Choose ``n``'s setting from its screening runs' val scores."""
         scores = {}
         for s in screened[n]:
             rec = records[(n, slug(s), screen_seed, plan.phase('screen'))]
@@ -541,40 +611,43 @@ def main(argv=None):
     def final_runs(finals):
         """Train (unless the screening did) and test each (method, config, seed)."""
         for i, (n, c, seed) in enumerate(finals, 1):
-            tag = f'[{i}/{len(finals)}] {n} seed {seed}'
-            setting = plan.settings[n][0]
-            if n in plan.unusable:
-                rec = dict(
-                    method=n,
-                    config=c,
-                    setting=[],
-                    setting_label=slug(setting),
-                    seed=seed,
-                    status='failed',
-                    error=plan.unusable[n],
-                    final=True)
-                records[(n, slug(setting), seed, plan.phase('final'))] = rec
-                failed.append(rec)
-                print(f'{tag}: FAILED ({rec["error"]})', flush=True)
-                continue
-            rec, done = fresh(n, c, setting, seed, 'final')
-            rec['final'] = True
-            if rec['status'] == 'ok':
-                pending['train'] -= 1
-                pending['test'] -= 1
-                print(f'{tag}: done earlier (test {figures(rec)}), skipped', flush=True)
-                continue
+            final_one(f'[{i}/{len(finals)}] {n} seed {seed}', n, c, seed)
+
+    def final_one(tag, n, c, seed):
+        """Train (unless the screening did) and test one final run."""
+        setting = plan.settings[n][0]
+        if n in plan.unusable:
+            rec = dict(
+                method=n,
+                config=c,
+                setting=[],
+                setting_label=slug(setting),
+                seed=seed,
+                status='failed',
+                error=plan.unusable[n],
+                final=True)
+            records[(n, slug(setting), seed, plan.phase('final'))] = rec
+            failed.append(rec)
+            print(f'{tag}: FAILED ({rec["error"]})', flush=True)
+            return
+        rec, done = fresh(n, c, setting, seed, 'final')
+        rec['final'] = True
+        if rec['status'] == 'ok':
             pending['train'] -= 1
-            if not done:
-                do_train(rec, c, setting, tag)
             pending['test'] -= 1
-            if rec['status'] == 'failed':
-                failed.append(rec)
-                continue
-            print(f'{tag}: testing {rec["checkpoint"]} ...', flush=True)
-            do_test(rec, c, setting, tag)
-            if rec['status'] != 'ok':
-                failed.append(rec)
+            print(f'{tag}: done earlier (test {figures(rec)}), skipped', flush=True)
+            return
+        pending['train'] -= 1
+        if not done:
+            do_train(rec, c, setting, tag)
+        pending['test'] -= 1
+        if rec['status'] == 'failed':
+            failed.append(rec)
+            return
+        print(f'{tag}: testing {rec["checkpoint"]} ...', flush=True)
+        do_test(rec, c, setting, tag)
+        if rec['status'] != 'ok':
+            failed.append(rec)
 
     # a final run recorded with another config, final options (e.g. a longer schedule) or
     # starting backbone is not one of this plan's final runs: the tables leave it out (its
@@ -591,9 +664,54 @@ def main(argv=None):
     def stop(signum, frame):  # a kill (e.g. the end of a session): save like Ctrl-C
         raise KeyboardInterrupt
 
+    def side_by_side(tasks):
+        """Run ``tasks`` (callables) on ``args.jobs`` threads, each holding ``lock`` but while
+        its run's process works; stop them all at the first error or interrupt. (The main
+        thread does not hold ``lock`` meanwhile.)"""
+
+        def call(task):
+            with lock:
+                task()
+
+        pool, left = ThreadPoolExecutor(args.jobs), set()
+        try:
+            left = {pool.submit(call, t) for t in tasks}
+            while left:
+                done, left = wait(left, timeout=1, return_when=FIRST_COMPLETED)
+                for f in done:
+                    if f.exception() is not None:
+                        raise f.exception()
+        except BaseException:
+            for f in left:  # (runs not started yet stay pending)
+                f.cancel()
+            stop_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def finals_in_order():
+        if args.order == 'seed':
+            return [(n, c, seed) for seed in args.seeds for n, c in methods]
+        return [(n, c, seed) for n, c in methods for seed in args.seeds]
+
     previous_handler = signal.signal(signal.SIGTERM, stop)
+    clear_stop()
     try:
-        if args.order == 'seed':  # all screening, then every method's first seed, ...
+        if args.jobs > 1:  # every screening run, then every final run, args.jobs at a time
+            side_by_side([
+                partial(screen_one, c, s, rec, tag) for n, c in methods if n in screened
+                for s, rec, tag in screen_runs(n, c)
+            ])
+            with lock:
+                for n, c in methods:
+                    if n in screened:
+                        choose(n)
+            finals = finals_in_order()
+            side_by_side([
+                partial(final_one, f'[{i}/{len(finals)}] {n} seed {seed}', n, c, seed)
+                for i, (n, c, seed) in enumerate(finals, 1)
+            ])
+        elif args.order == 'seed':  # all screening, then every method's first seed, ...
             for n, c in methods:
                 if n in screened:
                     screen_method(n, c)

@@ -58,6 +58,18 @@ def markdown_table(rows):
     ]
     if kinds:
         notes.append(f'Peak memory: {", ".join(kinds)}.')
+    threads = {r['method']: r.get('threads') or [] for r in rows}
+    found = sorted({t for ts in threads.values() for t in ts}, key=str)
+    if len(found) == 1:
+        notes.append(f'CPU threads per run: {found[0]}.')
+    elif found:  # (the thread count moves the last bits of every sum: runs differ)
+        notes.append('CPU threads per run differ: ' +
+                     '; '.join(f'{m}: {", ".join(map(str, ts))}'
+                               for m, ts in threads.items() if ts) + '.')
+    jobs = max((r.get('jobs', 1) for r in rows), default=1)
+    if jobs > 1:
+        notes.append(f's / iter: runs made up to {jobs} at a time (--jobs), each slower than '
+                     'it would be alone.')
     return '\n'.join(lines + notes) + '\n'
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from ...checkpoint.resume import read_last_checkpoint
@@ -145,20 +146,76 @@ def has_validation(cfg):
 # ---------------------------------------------------------------------------------------------
 # one run
 
+# runs side by side (--jobs): the processes running now, and whether the tool is stopping
+_live = set()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
 
-def _run(cmd, log_path):
+
+def thread_env(threads):
+    """The environment of a run limited to ``threads`` CPU threads (None: this one's)."""
+    if not threads:
+        return None
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
+def clear_stop():
+    """Runs may start again (a new comparison in this process)."""
+    _stopping.clear()
+
+
+def stop_all():
+    """Stop every run in progress (called by the main thread when the tool is stopped while
+    runs go side by side); their threads then see ``KeyboardInterrupt``."""
+    _stopping.set()
+    with _live_lock:
+        procs = list(_live)
+    # signals only: each run's own thread reaps its process (two waiters on one pid would race)
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.time() + wait
+        while time.time() < end:
+            with _live_lock:
+                if not _live & set(procs):
+                    break
+            time.sleep(0.1)
+        else:
+            continue
+        break
+    for proc in procs:  # workers left in a group once its leader is gone
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _run(cmd, log_path, env=None):
     """Run ``cmd`` with its output appended to ``log_path``; (exit status, peak RSS in MiB)."""
+    if _stopping.is_set():
+        raise KeyboardInterrupt
     with open(log_path, 'a') as log:
         log.write(f'$ {" ".join(cmd)}\n')
         log.flush()
         # its own process group: an interrupt stops the run with its data-loader workers
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        with _live_lock:
+            _live.add(proc)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # Ctrl-C or a kill of this tool: do not leave the run behind
             _stop_group(proc)
             raise
+        finally:
+            with _live_lock:
+                _live.discard(proc)
         proc.returncode = os.waitstatus_to_exitcode(status)
+    if _stopping.is_set():  # stopped by stop_all (another thread): not the run's failure
+        raise KeyboardInterrupt
     return proc.returncode, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
@@ -227,9 +284,10 @@ def test_metrics(test_dir, metrics=DETECTION):
     return {m.key: found[m.log_key] for m in metrics if m.log_key in found}
 
 
-def train(record, config, options, run_dir, metrics=DETECTION):
-    """Train one run into ``run_dir`` (afresh); fills ``record`` (status 'trained' or
-    'failed'; 'interrupted' when the tool is stopped meanwhile)."""
+def train(record, config, options, run_dir, metrics=DETECTION, env=None):
+    """Train one run into ``run_dir`` (afresh, in the environment ``env``: None for this
+    one's); fills ``record`` (status 'trained' or 'failed'; 'interrupted' when the tool is
+    stopped meanwhile)."""
     if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
         shutil.rmtree(run_dir)
     os.makedirs(run_dir)
@@ -240,7 +298,7 @@ def train(record, config, options, run_dir, metrics=DETECTION):
         sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir, '--cfg-options'
     ] + options_list(options)
     try:
-        code, rss = _run(cmd, log)
+        code, rss = _run(cmd, log, env)
     except KeyboardInterrupt:  # stopped by the user: not a failure, run again next time
         record.update(status='interrupted')
         raise
@@ -266,7 +324,7 @@ def train(record, config, options, run_dir, metrics=DETECTION):
     return record
 
 
-def test(record, config, options, metrics=DETECTION):
+def test(record, config, options, metrics=DETECTION, env=None):
     """Test a trained run's last checkpoint on the config's test split; fills ``record``
     (status 'ok' with its ``metrics``, e.g. bbox_mAP / segm_mAP, or 'failed')."""
     run_dir = osp.dirname(record['checkpoint'])
@@ -277,7 +335,11 @@ def test(record, config, options, metrics=DETECTION):
         sys.executable, '-m', 'mmliera.cli', 'test', config, record['checkpoint'], '--work-dir',
         test_dir, '--cfg-options'
     ] + options_list(options)
-    code, _ = _run(cmd, log)
+    try:
+        code, _ = _run(cmd, log, env)
+    except KeyboardInterrupt:  # stopped: tested again next time
+        record.update(status='trained')
+        raise
     record['test_s'] = round(time.time() - start, 1)
     found = test_metrics(test_dir, metrics) if code == 0 else {}
     if code == 0 and len(found) == len(metrics):

@@ -60,7 +60,10 @@ def summarise(results, methods):
             trainable_params=first.get('trainable_params'),
             backbone_trainable_params=first.get('backbone_trainable_params'),
             params_by_part=first.get('params_by_part'),
-            memory_kind=ok[0].get('memory_kind') if ok else None)
+            memory_kind=ok[0].get('memory_kind') if ok else None,
+            threads=sorted({r.get('threads', 'not recorded')
+                            for r in ok}, key=str),
+            jobs=max((r.get('jobs', 1) for r in ok), default=1))
         for key in keys + ('sec_per_iter', 'peak_memory_mib'):
             row[key] = _stats([r.get(key) for r in ok])
         stages = {}
