@@ -26,7 +26,8 @@ longer ``--final-cfg-options`` schedule) is left out of the tables from the star
 ``--add-runs A/results.json B/results.json`` takes
 the runs of comparisons made elsewhere (another machine; or parts of one study run side by side
 on one GPU, each with its own ``--work-dir``) as earlier runs; each record names the ``device``
-it trained on.
+it trained on. ``--jobs N`` makes N runs at once (all screening, then the finals), each with
+``--threads`` CPU threads (recorded per run; a table of mixed thread counts says so).
 Outputs: results.json / .csv, table.md, grid.md, pairs.md, diagnostics.md, plot.png,
 curves.png, grid.png (:mod:`.report`). Exit status: 0 when every needed run succeeded, else 1.
 """
