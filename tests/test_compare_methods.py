@@ -223,7 +223,7 @@ def _stand_ins(monkeypatch, val, fail=()):
     import mmliera.cli.compare as compare
     trained = []
 
-    def fake_train(record, config, options, run_dir, metrics, env=None):
+    def fake_train(record, config, options, run_dir, metrics, env=None, resume=False):
         os.makedirs(run_dir, exist_ok=True)
         name = os.path.basename(config)[:-3]
         trained.append(name)
@@ -343,7 +343,7 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
 
-    def interrupted(record, config, options, run_dir, metrics, env=None):
+    def interrupted(record, config, options, run_dir, metrics, env=None, resume=False):
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
     monkeypatch.setattr(compare, 'train', interrupted)
@@ -372,7 +372,7 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
     fake_train, guard = compare.train, threading.Lock()
     live, peak, envs = [0], [0], []
 
-    def slow_train(record, config, options, run_dir, metrics, env=None):
+    def slow_train(record, config, options, run_dir, metrics, env=None, resume=False):
         with guard:
             live[0] += 1
             peak[0] = max(peak[0], live[0])
@@ -427,7 +427,7 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     import mmliera.cli.compare as compare
     from mmliera.cli.compare import runs
 
-    def sleeping_train(record, config, options, run_dir, metrics, env=None):
+    def sleeping_train(record, config, options, run_dir, metrics, env=None, resume=False):
         os.makedirs(run_dir, exist_ok=True)
         log = os.path.join(run_dir, 'run.log')
         record.update(status='failed', log=log)
@@ -464,6 +464,68 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     found = json.loads((tmp_path / 'w' / 'results.json').read_text())['runs']
     assert sorted(r['status']
                   for r in found) == ['interrupted', 'interrupted', 'pending', 'pending'], found
+
+
+@pytest.mark.slow
+def test_a_run_stopped_mid_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch):
+    """A final run stopped after its iteration-2 checkpoint (the tool killed, e.g. at a
+    session's end) goes on from there when the comparison is run again: its record says
+    where, its val curve holds both parts, and weights and figures equal those of a run that
+    was not stopped (same config, seed and threads)."""
+    import glob
+    import signal
+    import threading
+    import time
+
+    import torch
+    tests = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([tests, ROOT]))
+    backbone = tmp_path / 'backbone.pth'
+    method = tiny_method(
+        tmp_path, 'lora', 'lora.py', f"""
+custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
+train_cfg = dict(max_iters=4, val_interval=2)
+default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
+custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
+                dict(type='PretrainBackboneHook', config='unused.py', checkpoint='{backbone}')]
+""")
+
+    def args(work):
+        return [
+            method, '--seeds', '0', '--threads', '1', '--no-diagnostics', '--work-dir',
+            str(tmp_path / work)
+        ]
+
+    def stop_when_paused():
+        for _ in range(1200):
+            if glob.glob(str(tmp_path / 'cut' / '**' / 'paused_at'), recursive=True):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    monkeypatch.setenv('MMLIERA_TEST_PAUSE_BEFORE_ITER', '3')
+    stopper = threading.Thread(target=stop_when_paused)
+    stopper.start()
+    code, out = run_tool(*args('cut'))
+    stopper.join()
+    assert code == 130, out
+    rec, = json.loads((tmp_path / 'cut' / 'results.json').read_text())['runs']
+    assert rec['status'] == 'interrupted' and rec['threads'] == 1 and rec['train_s'] > 0, rec
+    monkeypatch.delenv('MMLIERA_TEST_PAUSE_BEFORE_ITER')
+    code, out = run_tool(*args('cut'))
+    assert code == 0 and 'went on from iteration 2 of its stopped run' in out, out
+    code, out = run_tool(*args('straight'))
+    assert code == 0 and 'went on' not in out, out
+    cut, straight = (
+        json.loads((tmp_path / w / 'results.json').read_text())['runs'][0]
+        for w in ('cut', 'straight'))
+    assert cut['resumed_at'] == [2] and 'resumed_at' not in straight
+    assert [c[0] for c in cut['val_curve']] == [2, 4] and cut['val_curve'] == straight['val_curve']
+    assert (cut['bbox_mAP'], cut['segm_mAP']) == (straight['bbox_mAP'], straight['segm_mAP'])
+    a, b = (
+        torch.load(r['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+        for r in (cut, straight))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_bad_jobs_or_threads_are_refused(tmp_path):

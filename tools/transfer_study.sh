@@ -6,7 +6,9 @@
 # 2-thread run on this 2-core machine, tools/benchmark_lanes.sh). The thread count changes the
 # last bits of every sum, so every final run has one thread; the schedule check's seed-0 runs
 # (tools/transfer_schedule_check.sh, 2 threads) are not taken as finals: they show how far a
-# run moves with the thread count alone. JOBS=1 THREADS=2 gives the earlier way.
+# run moves with the thread count alone. JOBS=1 THREADS=2 gives the earlier way. A final run
+# saves a checkpoint every 160 iterations: one stopped mid-way (a session's end) goes on from
+# its last one when the study is run again (bit-identical to a run not stopped).
 # Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
 # every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
 set -euo pipefail
@@ -23,7 +25,7 @@ exec python tools/compare_methods.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
   --seeds 0 1 2 3 4 --order seed --jobs "${JOBS:-2}" --threads "${THREADS:-1}" \
   --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \
-                      default_hooks.checkpoint.interval=$N \
+                      default_hooks.checkpoint.interval=160 \
   --diff liera_taylor-lora liera_exp-lora liera_exp-liera_taylor dora_liera-dora \
          pissa_liera-pissa liera_norms-lora_norms lora-frozen liera_taylor-frozen norms-frozen \
          full-liera_taylor full-lora liera_taylor-norms lora-norms \

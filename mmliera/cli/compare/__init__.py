@@ -448,8 +448,15 @@ def main(argv=None):
             commit=meta['commit'])
         if phase:
             rec['phase'] = phase
-        if (records.get((name, slug(setting), seed, phase)) or {}).get('screen'):
+        prior = records.get((name, slug(setting), seed, phase)) or {}
+        if prior.get('screen'):
             rec['screen'] = True  # (a screening run trained again to be a final run)
+        if prior.get('status') == 'interrupted' and prior.get('fingerprint') == fp and \
+                prior.get('threads') == run_threads and \
+                prior.get('start_sha256') == start_sha(config, setting, phase):
+            # stopped mid-way (e.g. a session's end): go on from its last checkpoint, if any
+            rec.update(resume=True, train_s=prior.get('train_s') or 0,
+                       resumed_at=prior.get('resumed_at') or [])
         records[(name, slug(setting), seed, phase)] = rec
         return rec, False
 
@@ -471,15 +478,20 @@ def main(argv=None):
         opts = dict(plan.run_options(setting, phase), **{'randomness.seed': rec['seed']})
         for k in ('val', 'val_curve', 'weight_change', 'error') + tuple(m.key for m in metrics):
             rec.pop(k, None)
+        resume = rec.pop('resume', False)
+        # (kept by a stopped run too: whether it may go on later)
+        rec.update(device=meta['device'], threads=run_threads, jobs=args.jobs,
+                   start_sha256=start_sha(config, setting, phase))
         work = dict(rec)  # (filled while other threads may save the records)
         try:
             with unlocked():
-                train(work, config, opts, run_dir, metrics, env=env)
+                train(work, config, opts, run_dir, metrics, env=env, resume=resume)
         finally:
             rec.clear()
             rec.update(work)
-        rec['device'] = meta['device']
-        rec['threads'], rec['jobs'] = run_threads, args.jobs
+        if rec.get('resumed_at') and resume:
+            print(f'{tag}: went on from iteration {rec["resumed_at"][-1]} of its stopped run',
+                  flush=True)
         state['durations']['train'].append(rec['train_s'])
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {

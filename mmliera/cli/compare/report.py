@@ -271,7 +271,7 @@ def plot_curves(results, rows, path):
             x for x in results['runs']
             if x['method'] == r['method'] and x.get('final') and x.get('val_curve')
         ]
-        curves = [[(p[0], p[1]) for p in x['val_curve']] for x in runs]
+        curves = [[(p[0], p[1]) for p in x['val_curve'] if p[0] is not None] for x in runs]
         for c in curves:
             ax.plot(*zip(*c), color=f'C{i % 10}', lw=0.6, alpha=0.4)
         steps = sorted({s for c in curves for s, _ in c})

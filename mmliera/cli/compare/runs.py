@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 
-from ...checkpoint.resume import read_last_checkpoint
+from ...checkpoint.resume import find_resume_checkpoint, read_last_checkpoint
 from ...utils.errors import UserError
 from .metrics import DETECTION
 
@@ -254,24 +255,31 @@ def _newest(pattern):
 
 def read_train_log(run_dir, metrics=DETECTION):
     """From the train scalars: seconds per iteration (mean ``time`` after the first logging
-    window), peak CUDA memory (MiB) or None, and the validation curve [[iter, metric, ...]]
-    (``metrics`` in order; a validation is one that logs the first)."""
-    path = _newest(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
-    if path is None:
+    window of each part), peak CUDA memory (MiB) or None, and the validation curve
+    [[iter, metric, ...]] (``metrics`` in order; a validation is one that logs the first). A
+    run resumed after a stop has one scalars file per part (its timestamped log dirs, in
+    order): the curve joins them, a later part's validation replacing one at the same
+    iteration."""
+    paths = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')),
+                   key=lambda p: (osp.basename(osp.dirname(osp.dirname(p))), osp.getmtime(p)))
+    if not paths:
         return None, None, []
-    with open(path) as f:
-        records = [json.loads(ln) for ln in f if ln.strip()]
-    train = [r for r in records if 'time' in r and 'loss' in r]
-    times = [r['time'] for r in train[1:]] or [r['time'] for r in train]
-    memory = [r['memory'] for r in train if 'memory' in r]
-    curve, last_iter = [], None  # (a val record's step is the epoch: take the train iter)
-    for r in records:
-        if metrics[0].log_key in r:
-            curve.append([last_iter] + [r.get(m.log_key) for m in metrics])
-        elif 'loss' in r:
-            last_iter = r.get('iter', r.get('step'))
+    times, memory, curve = [], [], {}
+    for path in paths:
+        with open(path) as f:
+            records = [json.loads(ln) for ln in f if ln.strip()]
+        train = [r for r in records if 'time' in r and 'loss' in r]
+        times += [r['time'] for r in train[1:]] or [r['time'] for r in train]
+        memory += [r['memory'] for r in train if 'memory' in r]
+        last_iter = None  # (a val record's step is the epoch: take the train iter)
+        for r in records:
+            if metrics[0].log_key in r:
+                curve[last_iter] = [last_iter] + [r.get(m.log_key) for m in metrics]
+            elif 'loss' in r:
+                last_iter = r.get('iter', r.get('step'))
     sec = sum(times) / len(times) if times else None
-    return sec, (max(memory) if memory else None), curve
+    ordered = sorted(curve.values(), key=lambda c: (c[0] is None, c[0] or 0))
+    return sec, (max(memory) if memory else None), ordered
 
 
 def test_metrics(test_dir, metrics=DETECTION):
@@ -284,25 +292,43 @@ def test_metrics(test_dir, metrics=DETECTION):
     return {m.key: found[m.log_key] for m in metrics if m.log_key in found}
 
 
-def train(record, config, options, run_dir, metrics=DETECTION, env=None):
-    """Train one run into ``run_dir`` (afresh, in the environment ``env``: None for this
-    one's); fills ``record`` (status 'trained' or 'failed'; 'interrupted' when the tool is
-    stopped meanwhile)."""
-    if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir)
+def resume_point(run_dir):
+    """The checkpoint a stopped run in ``run_dir`` would go on from, or None."""
+    try:
+        return find_resume_checkpoint(run_dir)[0] if osp.isdir(run_dir) else None
+    except Exception:  # (none readable: start afresh)
+        return None
+
+
+def train(record, config, options, run_dir, metrics=DETECTION, env=None, resume=False):
+    """Train one run into ``run_dir`` (in the environment ``env``: None for this one's); fills
+    ``record`` (status 'trained' or 'failed'; 'interrupted' when the tool is stopped
+    meanwhile). Afresh, unless ``resume`` and ``run_dir`` holds a checkpoint of the stopped
+    run: then it goes on from there (``--resume``; bit-identical to a run not stopped, with
+    the same threads), ``resumed_at`` lists the iterations and ``train_s`` adds up the parts."""
+    ckpt = resume_point(run_dir) if resume else None
+    before = (record.get('train_s') or 0) if ckpt else 0
+    if ckpt is None:
+        if osp.exists(run_dir):  # an unfinished earlier attempt: start it afresh
+            shutil.rmtree(run_dir)
+        os.makedirs(run_dir)
+        record.pop('resumed_at', None)
+    else:
+        found = re.search(r'iter_(\d+)\.pth$', ckpt)
+        record['resumed_at'] = list(record.get('resumed_at') or []) + \
+            [int(found.group(1)) if found else osp.basename(ckpt)]
     log = osp.join(run_dir, 'run.log')
     record.update(status='failed', log=log)
+    record.pop('train_s', None)
     start = time.time()
-    cmd = [
-        sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir, '--cfg-options'
-    ] + options_list(options)
+    cmd = [sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir] + \
+        (['--resume'] if ckpt else []) + ['--cfg-options'] + options_list(options)
     try:
         code, rss = _run(cmd, log, env)
     except KeyboardInterrupt:  # stopped by the user: not a failure, run again next time
-        record.update(status='interrupted')
+        record.update(status='interrupted', train_s=round(before + time.time() - start, 1))
         raise
-    record['train_s'] = round(time.time() - start, 1)
+    record['train_s'] = round(before + time.time() - start, 1)
     if code:
         record['error'] = f'train exit status {code}: {_last_error(log)}'
         return record
