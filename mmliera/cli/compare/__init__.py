@@ -41,6 +41,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
@@ -389,14 +390,19 @@ def main(argv=None):
         finally:
             lock.acquire()
 
-    state = dict(durations=dict(train=[], test=[]), chosen={}, edges={}, sha_warned=set())
+    state = dict(
+        durations=dict(train=[], test=[]), chosen={}, edges={}, sha_warned=set(), plotted=None)
 
     def snapshot():
         return dict(format=FORMAT, meta=meta, runs=list(records.values()))
 
-    def save():
+    def save(last=False):
+        """Every output; the plots (~0.2 s each) at most once a minute and at the end."""
+        plots = last or state['plotted'] is None or time.monotonic() - state['plotted'] >= 60
         write_outputs(snapshot(), methods, out_dir, pairs, args.reference, state['chosen'],
-                      state['edges'])
+                      state['edges'], plots)
+        if plots:
+            state['plotted'] = time.monotonic()
 
     def peek(name, setting, seed, phase):
         """The earlier record of this run if it is still valid, or None: same fingerprint and
@@ -455,8 +461,10 @@ def main(argv=None):
                 prior.get('threads') == run_threads and \
                 prior.get('start_sha256') == start_sha(config, setting, phase):
             # stopped mid-way (e.g. a session's end): go on from its last checkpoint, if any
-            rec.update(resume=True, train_s=prior.get('train_s') or 0,
-                       resumed_at=prior.get('resumed_at') or [])
+            rec.update(
+                resume=True,
+                train_s=prior.get('train_s') or 0,
+                resumed_at=prior.get('resumed_at') or [])
         records[(name, slug(setting), seed, phase)] = rec
         return rec, False
 
@@ -480,8 +488,11 @@ def main(argv=None):
             rec.pop(k, None)
         resume = rec.pop('resume', False)
         # (kept by a stopped run too: whether it may go on later)
-        rec.update(device=meta['device'], threads=run_threads, jobs=args.jobs,
-                   start_sha256=start_sha(config, setting, phase))
+        rec.update(
+            device=meta['device'],
+            threads=run_threads,
+            jobs=args.jobs,
+            start_sha256=start_sha(config, setting, phase))
         work = dict(rec)  # (filled while other threads may save the records)
         try:
             with unlocked():
@@ -490,8 +501,9 @@ def main(argv=None):
             rec.clear()
             rec.update(work)
         if rec.get('resumed_at') and resume:
-            print(f'{tag}: went on from iteration {rec["resumed_at"][-1]} of its stopped run',
-                  flush=True)
+            print(
+                f'{tag}: went on from iteration {rec["resumed_at"][-1]} of its stopped run',
+                flush=True)
         state['durations']['train'].append(rec['train_s'])
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
@@ -736,7 +748,7 @@ def main(argv=None):
                 final_runs([(n, c, seed) for seed in args.seeds])
     except KeyboardInterrupt:
         signal.signal(signal.SIGTERM, previous_handler)
-        save()
+        save(last=True)
         done = sum(1 for r in records.values() if r['status'] == 'ok')
         print(
             f'\ninterrupted: {done} tested runs and every finished step are in '
@@ -745,7 +757,7 @@ def main(argv=None):
         return 130
     signal.signal(signal.SIGTERM, previous_handler)
     meta['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
-    save()
+    save(last=True)
     rows = summarise(snapshot(), methods)
     print(markdown_table(rows))
     for d in paired_differences(rows, pairs):

@@ -320,8 +320,15 @@ def plot_grid(results, methods, path):
     return fig
 
 
-def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=None, edges=None):
-    """Every output file; returns the summary rows."""
+def write_outputs(results,
+                  methods,
+                  out_dir,
+                  pairs=(),
+                  references=(),
+                  chosen=None,
+                  edges=None,
+                  plots=True):
+    """Every output file (the PNG plots only when ``plots``); returns the summary rows."""
     os.makedirs(out_dir, exist_ok=True)
     write_text_atomic(osp.join(out_dir, 'results.json'), json.dumps(results, indent=1) + '\n')
     write_csv(results, osp.join(out_dir, 'results.csv'))
@@ -333,14 +340,15 @@ def write_outputs(results, methods, out_dir, pairs=(), references=(), chosen=Non
     write_text_atomic(osp.join(out_dir, 'table.md'), markdown_table(rows))
     if any(r.get('screen') for r in results['runs']):
         write_text_atomic(osp.join(out_dir, 'grid.md'), grid_table(results, methods, chosen, edges))
-        plot_grid(results, methods, osp.join(out_dir, 'grid.png'))
+        if plots:
+            plot_grid(results, methods, osp.join(out_dir, 'grid.png'))
     pairs = [p for p in pairs if all(n in {r['method'] for r in rows} for n in p)]
     diffs = paired_differences(rows, pairs)
     if diffs:
         write_text_atomic(osp.join(out_dir, 'pairs.md'), pairs_table(diffs))
     if any(r['weight_change'] or r['params_by_part'] for r in rows):
         write_text_atomic(osp.join(out_dir, 'diagnostics.md'), diagnostics_table(rows))
-    if any(r['seeds'] for r in rows):
+    if plots and any(r['seeds'] for r in rows):
         plot(rows, osp.join(out_dir, 'plot.png'), diffs, references)
         plot_curves(results, rows, osp.join(out_dir, 'curves.png'))
     return rows

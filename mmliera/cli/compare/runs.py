@@ -260,8 +260,9 @@ def read_train_log(run_dir, metrics=DETECTION):
     run resumed after a stop has one scalars file per part (its timestamped log dirs, in
     order): the curve joins them, a later part's validation replacing one at the same
     iteration."""
-    paths = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')),
-                   key=lambda p: (osp.basename(osp.dirname(osp.dirname(p))), osp.getmtime(p)))
+    paths = sorted(
+        glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')),
+        key=lambda p: (osp.basename(osp.dirname(osp.dirname(p))), osp.getmtime(p)))
     if not paths:
         return None, None, []
     times, memory, curve = [], [], {}
