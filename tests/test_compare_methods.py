@@ -532,6 +532,21 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):
+    """The ETA weighs runs by their iterations (finals 10x the screening's 3 here) and divides
+    by --jobs: after the first screening run (1 s for 3 iterations) 3 + 30 iterations and one
+    test (0.15 s) are left: 11 s; with --jobs 2 both screening runs are under way by then:
+    30 iterations and the test, on two lanes: 5 s."""
+    _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+    for work, jobs, eta in (('one', '1', 'ETA 11 s'), ('two', '2', 'ETA 5 s')):
+        code, out = run_tool(lora, '--grid', 'lr_mult=1,3', '--seeds', '0', '--no-diagnostics',
+                             '--final-cfg-options', 'train_cfg.max_iters=30', '--jobs', jobs,
+                             '--work-dir', str(tmp_path / work))
+        first = next(ln for ln in out.splitlines() if 'screen' in ln and 'trained' in ln)
+        assert code == 0 and first.endswith(eta), out
+
+
 def test_bad_jobs_or_threads_are_refused(tmp_path):
     for flag, value in (('--jobs', '0'), ('--threads', '0')):
         code, out = run_tool(*_two_methods(tmp_path), flag, value, '--work-dir',

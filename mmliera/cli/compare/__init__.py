@@ -504,7 +504,7 @@ def main(argv=None):
             print(
                 f'{tag}: went on from iteration {rec["resumed_at"][-1]} of its stopped run',
                 flush=True)
-        state['durations']['train'].append(rec['train_s'])
+        state['durations']['train'].append((rec['train_s'], iters(rec['method'], phase)))
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
             r.get('start_sha256')
@@ -555,15 +555,30 @@ def main(argv=None):
             print(f'{tag}: FAILED ({rec["error"]}); log: {rec["log"]}{eta()}', flush=True)
         save()
 
-    pending = dict(train=0, test=0)
+    pending = dict(train=0, test=0)  # training iterations, tests still to run
+    iters_cache = {}
+
+    def iters(name, label):
+        """Training iterations of ``name``'s runs with the phase label ``label`` (1 when the
+        config does not say: epoch-based), for the ETA."""
+        if (name, label) not in iters_cache:
+            try:
+                cfg = load_config(plan.configs[name], plan.run_options((), label))
+                n = int(cfg.train_cfg.get('max_iters') or 0)
+            except Exception:
+                n = 0
+            iters_cache[name, label] = n if n > 0 else 1
+        return iters_cache[name, label]
 
     def eta():
         d = state['durations']
         if not d['train'] or not (pending['train'] or pending['test']):
             return ''
-        mean_train = sum(d['train']) / len(d['train'])
-        mean_test = sum(d['test']) / len(d['test']) if d['test'] else 0.15 * mean_train
-        left = (pending['train'] * mean_train + pending['test'] * mean_test) / args.jobs
+        per_iter = sum(s for s, _ in d['train']) / sum(n for _, n in d['train'])
+        runs = len(d['train'])
+        mean_test = sum(d['test']) / len(d['test']) if d['test'] else \
+            0.15 * per_iter * sum(n for _, n in d['train']) / runs
+        left = (pending['train'] * per_iter + pending['test'] * mean_test) / args.jobs
         return f'; ETA {_duration(left)}'
 
     failed = []
@@ -573,8 +588,9 @@ def main(argv=None):
     }
     # the ETA's count: screening runs not done yet, plus every final run (an upper bound)
     pending['train'] = sum(
-        peek(n, s, screen_seed, 'screen') is None for n, c in methods
-        for s in screened.get(n, ())) + len(methods) * len(args.seeds)
+        iters(n, plan.phase('screen')) for n, c in methods for s in screened.get(n, ())
+        if peek(n, s, screen_seed, 'screen') is None) + \
+        sum(iters(n, plan.phase('final')) for n, _ in methods) * len(args.seeds)
     pending['test'] = len(methods) * len(args.seeds)
 
     def screen_runs(n, c):
@@ -589,7 +605,7 @@ def main(argv=None):
                 for i, (s, rec) in enumerate(todo, 1)]
 
     def screen_one(c, s, rec, tag):
-        pending['train'] -= 1
+        pending['train'] -= iters(rec['method'], plan.phase('screen'))
         do_train(rec, c, s, tag)
 
     def screen_method(n, c):
@@ -653,16 +669,18 @@ def main(argv=None):
                 final=True)
             records[(n, slug(setting), seed, plan.phase('final'))] = rec
             failed.append(rec)
+            pending['train'] -= iters(n, plan.phase('final'))
+            pending['test'] -= 1
             print(f'{tag}: FAILED ({rec["error"]})', flush=True)
             return
         rec, done = fresh(n, c, setting, seed, 'final')
         rec['final'] = True
         if rec['status'] == 'ok':
-            pending['train'] -= 1
+            pending['train'] -= iters(n, plan.phase('final'))
             pending['test'] -= 1
             print(f'{tag}: done earlier (test {figures(rec)}), skipped', flush=True)
             return
-        pending['train'] -= 1
+        pending['train'] -= iters(n, plan.phase('final'))
         if not done:
             do_train(rec, c, setting, tag)
         pending['test'] -= 1
