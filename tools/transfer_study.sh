@@ -8,7 +8,9 @@
 # (tools/transfer_schedule_check.sh, 2 threads) are not taken as finals: they show how far a
 # run moves with the thread count alone. JOBS=1 THREADS=2 gives the earlier way. A final run
 # saves a checkpoint every 160 iterations: one stopped mid-way (a session's end) goes on from
-# its last one when the study is run again (bit-identical to a run not stopped).
+# its last one when the study is run again (bit-identical to a run not stopped). pissa and
+# lora_norms chose 0.1, the grid's lowest value, in their first screening: by the tool's rule
+# their grids reach two steps lower (0.03, 0.01).
 # Resumable: run it again after a stop and it goes on; docs/transfer_study/ is rewritten after
 # every step. Extra arguments go to tools/compare_methods.py (e.g. --rerun).
 set -euo pipefail
@@ -23,6 +25,7 @@ exec python tools/compare_methods.py \
   $T/frozen.py $T/lora.py $T/liera_taylor.py $T/full.py $T/norms.py $T/liera_exp.py \
   $T/dora.py $T/dora_liera.py $T/pissa.py $T/pissa_liera.py $T/lora_norms.py $T/liera_norms.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
+         pissa,lora_norms:lr_mult=0.01,0.03,0.1,0.3,1,3,10,30,100 \
   --seeds 0 1 2 3 4 --order seed --jobs "${JOBS:-2}" --threads "${THREADS:-1}" \
   --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \
                       default_hooks.checkpoint.interval=160 \
