@@ -312,14 +312,19 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     assert len(runs['lora']['start_sha256']) == 64
     for r in results['runs']:
         r['start_sha256'] = 'f' * 64  # earlier runs, another starting backbone
-    history = dict(runs['lora'], method='old', start_sha256='e' * 64)  # kept, never run again
-    results['runs'].append(history)
+    # kept, never run again, not compared: another method's, and another schedule's
+    history = [
+        dict(runs['lora'], method='old', start_sha256='e' * 64),
+        dict(runs['lora'], fingerprint='0' * 64, seed=7, start_sha256='d' * 64)
+    ]
+    results['runs'] += history
     (work / 'results.json').write_text(json.dumps(results))
     code, out = run_tool(*args)
     assert code == 0 and trained == ['liera', 'lora', 'liera'], out  # not "done earlier"
     warned = [line for line in out.splitlines() if 'WARNING: started from a backbone' in line]
     assert len(warned) == 1, out  # once, not for every run
-    assert 'eeeeeeeeeeeeeeee...' in warned[0] and 'ffffffffffffffff...' in warned[0]
+    assert 'ffffffffffffffff...' in warned[0] and 'eeee' not in warned[0] and \
+        'dddd' not in warned[0], warned
 
 
 def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monkeypatch):
@@ -537,9 +542,24 @@ def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):
     by --jobs: after the first screening run (1 s for 3 iterations) 3 + 30 iterations and one
     test (0.15 s) are left: 11 s; with --jobs 2 both screening runs are under way by then:
     30 iterations and the test, on two lanes: 5 s."""
+    import threading
+
+    import mmliera.cli.compare as compare
     _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    stand_in = compare.train
+    started = {}
+
+    def train(record, *a, **kw):
+        # with --jobs 2, neither screening run ends before both are under way (as with real
+        # runs of minutes); without this the second thread may not have started yet
+        if record.get('screen') and started.get('barrier'):
+            started['barrier'].wait(timeout=30)
+        return stand_in(record, *a, **kw)
+
+    monkeypatch.setattr(compare, 'train', train)
     lora = tiny_method(tmp_path, 'lora', 'lora.py')
     for work, jobs, eta in (('one', '1', 'ETA 11 s'), ('two', '2', 'ETA 5 s')):
+        started['barrier'] = threading.Barrier(2) if jobs == '2' else None
         code, out = run_tool(lora, '--grid', 'lr_mult=1,3', '--seeds', '0', '--no-diagnostics',
                              '--final-cfg-options', 'train_cfg.max_iters=30', '--jobs', jobs,
                              '--work-dir', str(tmp_path / work))

@@ -432,6 +432,17 @@ def main(argv=None):
         sha = rec.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
         return not (sha and sha != rec['start_sha256'])
 
+    def of_this_plan(rec):
+        """Whether a record is a run of this plan's config and options, whatever backbone it
+        started from (records of other schedules or methods are history: not compared)."""
+        if rec['method'] not in dict(methods):
+            return False
+        setting = tuple(map(tuple, rec.get('setting') or ()))
+        label = rec.get('phase', '')
+        fp, _ = plan.fingerprints(rec['method'], setting, label)
+        return rec.get('fingerprint') == fp or \
+            rec.get('fingerprint') in plan.earlier_fingerprints(rec['method'], setting, label)
+
     def fresh(name, config, setting, seed, phase):
         """The earlier record of this run if it is still valid, else a new one."""
         old = peek(name, setting, seed, phase)
@@ -508,8 +519,8 @@ def main(argv=None):
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
             r.get('start_sha256')
-            for r in records.values()
-            if r is not rec and r.get('start_sha256') and r['status'] != 'failed'
+            for r in records.values() if r is not rec and r.get('start_sha256')
+            and r['status'] != 'failed' and of_this_plan(r)
         }
         if rec['start_sha256'] and others - {rec['start_sha256']} and \
                 rec['start_sha256'] not in state['sha_warned']:  # once per start, not per run
