@@ -424,20 +424,32 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
 
 def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     """A kill of the tool (SIGTERM, e.g. a session's end) with two runs at work: both run
-    processes end, their records say interrupted (not failed) and the tool exits 130."""
+    processes are first asked to stop (SIGINT: a training run ends its step and leaves its
+    checkpoints whole) and end, their records say interrupted (not failed), the tool exits
+    130."""
     import signal
+    import sys
     import threading
     import time
 
     import mmliera.cli.compare as compare
     from mmliera.cli.compare import runs
+    logs = []
+    script = ('import signal, sys, time\n'
+              'def stop(*_):\n'
+              '    print("stopped on SIGINT", flush=True)\n'
+              '    sys.exit(130)\n'
+              'signal.signal(signal.SIGINT, stop)\n'
+              'print("ready", flush=True)\n'
+              'time.sleep(60)\n')
 
     def sleeping_train(record, config, options, run_dir, metrics, env=None, resume=False):
         os.makedirs(run_dir, exist_ok=True)
         log = os.path.join(run_dir, 'run.log')
+        logs.append(log)
         record.update(status='failed', log=log)
         try:
-            runs._run(['sleep', '60'], log, env)
+            runs._run([sys.executable, '-c', script], log, env)
         except KeyboardInterrupt:
             record.update(status='interrupted')
             raise
@@ -451,7 +463,8 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
         for _ in range(300):
             with runs._live_lock:
                 seen[:] = [p.pid for p in runs._live]
-            if len(seen) == 2:
+            if len(seen) == 2 and len(logs) == 2 and \
+                    all('ready' in open(p).read().splitlines() for p in logs):
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(0.05)
@@ -466,6 +479,8 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     for pid in seen:  # ended and reaped
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    for p in logs:  # asked first, not killed outright
+        assert 'stopped on SIGINT' in open(p).read().splitlines(), open(p).read()
     found = json.loads((tmp_path / 'w' / 'results.json').read_text())['runs']
     assert sorted(r['status']
                   for r in found) == ['interrupted', 'interrupted', 'pending', 'pending'], found

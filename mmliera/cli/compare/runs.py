@@ -171,27 +171,17 @@ def stop_all():
     _stopping.set()
     with _live_lock:
         procs = list(_live)
-    # signals only: each run's own thread reaps its process (two waiters on one pid would race)
-    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
+
+    def ended(wait):  # signals only: each run's own thread reaps its process
         end = time.time() + wait
         while time.time() < end:
             with _live_lock:
                 if not _live & set(procs):
-                    break
+                    return True
             time.sleep(0.1)
-        else:
-            continue
-        break
-    for proc in procs:  # workers left in a group once its leader is gone
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        return False
+
+    _stop_groups(procs, ended)
 
 
 def _run(cmd, log_path, env=None):
@@ -220,22 +210,37 @@ def _run(cmd, log_path, env=None):
     return proc.returncode, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
-def _stop_group(proc):
-    """SIGINT, then SIGTERM, then SIGKILL to ``proc``'s process group until it has ended."""
-    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+def _stop_groups(procs, ended):
+    """SIGINT, then SIGTERM, then SIGKILL to the process groups of ``procs`` until
+    ``ended(seconds)`` says (within that time) that they have all ended; then SIGKILL to what
+    is left in the groups (data-loader workers of a leader that is gone)."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        if ended(wait):
             break
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _stop_group(proc):
+    """Stop ``proc``'s process group (:func:`_stop_groups`) and reap ``proc``."""
+
+    def ended(wait):
         try:
             proc.wait(wait)
-            break
+            return True
         except subprocess.TimeoutExpired:
-            continue
-    try:  # workers left in the group once the leader is gone
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            return False
+
+    _stop_groups([proc], ended)
+    proc.wait()
 
 
 def _last_error(log_path):
