@@ -4,9 +4,9 @@
   to rank R itself once iteration N's checkpoint (or the file MMLIERA_TEST_KILL_WAIT_FOR names
   in the work dir) is on disk (its workers are left as orphans); the time of the kill goes to
   ``work_dir/killed_at``.
-- ``PauseBeforeIterHook``: MMLIERA_TEST_PAUSE_BEFORE_ITER=N waits (up to 120 s) before
-  iteration N, after writing ``work_dir/paused_at``: a window in which a test stops the run
-  (after the checkpoints and validations of the iterations before N).
+- ``PauseInValHook``: MMLIERA_TEST_PAUSE_IN_VAL_AT_ITER=N waits (up to 120 s) in the
+  validation after iteration N (its checkpoint saved, the validation not logged), after
+  writing ``work_dir/paused_at``.
 - ``NaNAtIterHook``: MMLIERA_TEST_NAN_AT_ITER=N fills the box classifier's bias with NaN before
   iteration N, so that iteration's loss is NaN (on rank MMLIERA_TEST_NAN_RANK only, when set).
 """
@@ -46,10 +46,10 @@ class KillRankHook(Hook):
 
 
 @HOOKS.register_module()
-class PauseBeforeIterHook(Hook):
+class PauseInValHook(Hook):
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter + 1 != _env_int('MMLIERA_TEST_PAUSE_BEFORE_ITER'):
+    def before_val_epoch(self, runner):
+        if runner.iter != _env_int('MMLIERA_TEST_PAUSE_IN_VAL_AT_ITER'):
             return
         with open(osp.join(runner.work_dir, 'paused_at'), 'w') as f:
             f.write(repr(time.time()))

@@ -488,10 +488,11 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_run_stopped_mid_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch):
-    """A final run stopped after its iteration-2 checkpoint (the tool killed, e.g. at a
-    session's end) goes on from there when the comparison is run again: its record says
-    where, its val curve holds both parts, and weights and figures equal those of a run that
-    was not stopped (same config, seed and threads)."""
+    """A final run stopped while it validates after its iteration-2 checkpoint (the tool
+    killed, e.g. at a session's end) goes on from there when the comparison is run again: its
+    record says where; the validation it skipped is made from the checkpoint, so its val curve
+    holds both parts, and weights and figures equal those of a run that was not stopped (same
+    config, seed and threads)."""
     import glob
     import signal
     import threading
@@ -506,7 +507,7 @@ def test_a_run_stopped_mid_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch
 custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
 train_cfg = dict(max_iters=4, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
+custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseInValHook'),
                 dict(type='PretrainBackboneHook', config='unused.py', checkpoint='{backbone}')]
 """)
 
@@ -523,7 +524,7 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
                 return
             time.sleep(0.05)
 
-    monkeypatch.setenv('MMLIERA_TEST_PAUSE_BEFORE_ITER', '3')
+    monkeypatch.setenv('MMLIERA_TEST_PAUSE_IN_VAL_AT_ITER', '2')
     stopper = threading.Thread(target=stop_when_paused)
     stopper.start()
     code, out = run_tool(*args('cut'))
@@ -531,12 +532,13 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
     assert code == 130, out
     rec, = json.loads((tmp_path / 'cut' / 'results.json').read_text())['runs']
     assert rec['status'] == 'interrupted' and rec['threads'] == 1 and rec['train_s'] > 0, rec
-    monkeypatch.delenv('MMLIERA_TEST_PAUSE_BEFORE_ITER')
+    monkeypatch.delenv('MMLIERA_TEST_PAUSE_IN_VAL_AT_ITER')
     code, out = run_tool(*args('cut'))
     assert code == 0 and 'went on from iteration 2 of its stopped run' in out, out
     rec, = json.loads((tmp_path / 'cut' / 'results.json').read_text())['runs']
     assert rec['status'] == 'ok' and rec['resumed_at'] == [2], rec
-    assert [c[0] for c in rec['val_curve']] == [2, 4], rec['val_curve']
+    assert [c[0] for c in rec['val_curve']] == [2, 4], rec
+    assert glob.glob(os.path.join(os.path.dirname(rec['checkpoint']), 'val_2', '*', '*.json'))
     # the same run not stopped: the same weights and val curve (test figures follow)
     straight = tmp_path / 'straight'
     run([
@@ -550,6 +552,25 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseBeforeIterHook'),
         torch.load(p, map_location='cpu', weights_only=False)['state_dict']
         for p in (rec['checkpoint'], straight / 'iter_4.pth'))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_iterations_follow_mmengines_loop():
+    """The validations a resumed run may have skipped: mmengine's IterBasedTrainLoop validates
+    every ``val_interval`` from ``val_begin`` and after the last iteration; none are known for
+    an epoch-based run or a config without validation."""
+    from mmengine.config import Config
+
+    from mmliera.cli.compare.runs import validation_iters
+
+    def cfg(**loop):
+        return Config(dict(train_cfg=loop, val_dataloader=dict(batch_size=1)))
+
+    assert validation_iters(cfg(max_iters=960, val_interval=80), 960) == list(range(80, 961, 80))
+    assert validation_iters(cfg(max_iters=10, val_interval=4), 10) == [4, 8, 10]
+    assert validation_iters(cfg(max_iters=10, val_interval=4, val_begin=5), 9) == [8]
+    assert validation_iters(cfg(max_iters=10), 3) == [1, 2, 3]  # (mmengine's default: 1)
+    assert validation_iters(cfg(by_epoch=True, max_epochs=3), 3) is None
+    assert validation_iters(Config(dict(train_cfg=dict(max_iters=10))), 10) is None
 
 
 def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):

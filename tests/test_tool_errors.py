@@ -90,6 +90,16 @@ def test_a_second_train_mistake_in_process(tmp_path):
     assert err.startswith('error: ') and "target 'nothing_here' matched no module" in err
 
 
+def test_a_test_mistake_in_process(tmp_path):
+    """tools/test.py --split val on a config without a val split."""
+    ckpt = tmp_path / 'x.pth'
+    ckpt.write_bytes(b'')
+    code, _, err = tool_in_process('test', DEMO, ckpt, '--split', 'val', '--cfg-options',
+                                   'val_dataloader=None', 'val_evaluator=None', 'val_cfg=None')
+    assert code == 1 and err.strip().splitlines() == [err.strip()], err
+    assert err.startswith('error: --split val: ') and 'no val_dataloader' in err
+
+
 def test_wrapper_in_process():
     """The convention itself: UserError -> one error line, exit status 1; bugs keep raising."""
     from mmliera.cli.errors import UsageError, exit_on_user_error

@@ -24,6 +24,12 @@ def parse_test_args(argv=None):
         help='save painted images into this dir (under the '
         'work dir\'s timestamp folder)')
     parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
+    parser.add_argument(
+        '--split',
+        choices=['test', 'val'],
+        default='test',
+        help="evaluate on the config's test split (default) or its val split "
+        '(val_dataloader, val_evaluator): a checkpoint validated as the training would')
     return parse_common(parser, argv)
 
 
@@ -34,6 +40,11 @@ def test_main(argv=None):
     if not osp.isfile(args.checkpoint):
         raise CheckpointMismatchError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args)
+    if args.split == 'val':
+        if not cfg.get('val_dataloader') or not cfg.get('val_evaluator'):
+            raise UsageError(f'--split val: {args.config} has no val_dataloader / val_evaluator; '
+                             'add them, or test on the test split (leave out --split)')
+        cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
     check_data(cfg, ('test', ), args.config)
     check_config_checkpoint(cfg, args.checkpoint)  # before anything is evaluated
     cfg.load_from = args.checkpoint

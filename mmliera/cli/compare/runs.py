@@ -330,6 +330,8 @@ def train(record, config, options, run_dir, metrics=DETECTION, env=None, resume=
     cmd = [sys.executable, '-m', 'mmliera.cli', 'train', config, '--work-dir', run_dir] + \
         (['--resume'] if ckpt else []) + ['--cfg-options'] + options_list(options)
     try:
+        if ckpt:
+            _validate_skipped(ckpt, config, options, run_dir, metrics, log, env)
         code, rss = _run(cmd, log, env)
     except KeyboardInterrupt:  # stopped by the user: not a failure, run again next time
         record.update(status='interrupted', train_s=round(before + time.time() - start, 1))
@@ -345,15 +347,62 @@ def train(record, config, options, run_dir, metrics=DETECTION, env=None, resume=
         memory_kind='cuda max_memory_allocated'
         if mem is not None else 'cpu peak RSS (train process)',
         val_curve=curve)
-    if curve:
-        record['val'] = {m.key: v for m, v in zip(metrics, curve[-1][1:])}
     ckpt = read_last_checkpoint(run_dir)
     if ckpt is None:
         record['error'] = 'training wrote no last_checkpoint'
         return record
+    if record.get('resumed_at'):  # the validations made before going on (above)
+        curve = _with_skipped_validations(curve, record['resumed_at'], run_dir, metrics)
+        record['val_curve'] = curve
+    if curve:
+        record['val'] = {m.key: v for m, v in zip(metrics, curve[-1][1:])}
     record.update(status='trained', checkpoint=ckpt)
     record.pop('error', None)
     return record
+
+
+def validation_iters(cfg, up_to):
+    """The iterations ``1..up_to`` after which an iteration-based run of ``cfg`` validates
+    (mmengine's IterBasedTrainLoop: every ``val_interval`` from ``val_begin``, and the last);
+    None for an epoch-based run."""
+    loop = cfg.get('train_cfg') or {}
+    if loop.get('by_epoch') or 'max_iters' not in loop or not cfg.get('val_dataloader'):
+        return None
+    interval, begin, last = loop.get('val_interval', 1), loop.get('val_begin', 1), \
+        loop['max_iters']
+    return [i for i in range(1, up_to + 1) if i >= begin and (i % interval == 0 or i == last)]
+
+
+def _validate_skipped(ckpt, config, options, run_dir, metrics, log, env):
+    """A run stopped while it validated after a checkpoint goes on from that checkpoint
+    without that validation (mmengine resumes after it), and the checkpoint may be gone by the
+    run's end (``max_keep_ckpts``): validate it before going on (``mmliera.cli test --split
+    val``, into ``run_dir/val_<iter>``) when the run's logs lack its validation.
+    Iteration-based runs only (an epoch-based run's curve keeps the gap)."""
+    from ...apis.model import load_config
+    found = re.search(r'iter_(\d+)\.pth$', ckpt)
+    k = int(found.group(1)) if found else None
+    if k is None or k not in (validation_iters(load_config(config, options), k) or ()):
+        return
+    if any(c[0] == k for c in read_train_log(run_dir, metrics)[2]) or \
+            len(test_metrics(osp.join(run_dir, f'val_{k}'), metrics)) == len(metrics):
+        return
+    cmd = [
+        sys.executable, '-m', 'mmliera.cli', 'test', config, ckpt, '--split', 'val', '--work-dir',
+        osp.join(run_dir, f'val_{k}'), '--cfg-options'
+    ] + options_list(options)
+    _run(cmd, log, env)  # (a failure leaves the point out: the curve says what it has)
+
+
+def _with_skipped_validations(curve, resumed_at, run_dir, metrics):
+    """``curve`` with the points :func:`_validate_skipped` made (``run_dir/val_<iter>``) at
+    iterations it lacks."""
+    have = {c[0] for c in curve}
+    for k in resumed_at:
+        found = test_metrics(osp.join(run_dir, f'val_{k}'), metrics)
+        if k not in have and len(found) == len(metrics):
+            curve = curve + [[k] + [found[m.key] for m in metrics]]
+    return sorted(curve, key=lambda c: (c[0] is None, c[0] or 0))
 
 
 def test(record, config, options, metrics=DETECTION, env=None):
