@@ -619,3 +619,30 @@ def test_pretrained_load_is_one_info_line(tmp_path, mm_logs):
     # outside the report, torch's own load lists the adapters as missing again
     missing = backbone.load_state_dict({}, strict=False).missing_keys
     assert any('lora_A' in k for k in missing)
+
+
+def test_the_end_of_a_distributed_run_lets_ddp_go_before_the_process_group():
+    """``end_distributed(runner)``: the runner's DDP wrapper (whose reducer holds the process
+    group) is released and the process group destroyed while the interpreter is alive; the
+    plain model stays the runner's. (A gloo rank with a live wrapper at exit could abort.)"""
+    import types
+    import weakref
+
+    import torch.distributed as dist
+    from helpers import free_port
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmliera.cli.launch import end_distributed
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
+    try:
+        model = torch.nn.Linear(4, 2)
+        runner = types.SimpleNamespace(model=MMDistributedDataParallel(model, device_ids=None))
+        runner.model(torch.randn(3, 4)).sum().backward()
+        wrapper = weakref.ref(runner.model)
+        end_distributed(runner)
+        assert wrapper() is None and runner.model is model and not dist.is_initialized()
+        end_distributed(runner)  # (nothing left to end: a no-op)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

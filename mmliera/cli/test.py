@@ -68,4 +68,4 @@ def test_main(argv=None):
 
     runner = build_runner(cfg)
     runner.test()
-    end_distributed()
+    end_distributed(runner)

@@ -84,6 +84,6 @@ def train_main(argv=None, show_next_steps=True):
     check_load_from(cfg, args.config)
     runner = build_runner(cfg)
     runner.train()
-    end_distributed()
+    end_distributed(runner)
     if show_next_steps and is_main_process():
         print(next_steps(cfg, args.config, runner.work_dir), flush=True)
