@@ -327,6 +327,33 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
         'dddd' not in warned[0], warned
 
 
+def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path, monkeypatch):
+    """--add-runs with a tested run under the same key (method, setting, seed, phase) but of
+    another schedule (an earlier pass): the study's own tested run of this plan stays and is
+    not trained again; an added run only fills a key the study has no run for."""
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
+    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+    work = tmp_path / 'work'
+    args = [
+        lora, '--seeds', '0', '1', '--no-diagnostics', '--final-cfg-options',
+        'train_cfg.max_iters=4', '--work-dir',
+        str(work)
+    ]
+    code, out = run_tool(*args)
+    assert code == 0 and trained == ['lora', 'lora'], out
+    earlier = json.loads((work / 'results.json').read_text())
+    for r in earlier['runs']:
+        r.update(fingerprint='0' * 64, bbox_mAP=0.9)  # another schedule's runs
+    (tmp_path / 'earlier.json').write_text(json.dumps(earlier))
+    own = json.loads((work / 'results.json').read_text())
+    own['runs'] = [r for r in own['runs'] if r['seed'] == 0]  # seed 1: only the added one
+    (work / 'results.json').write_text(json.dumps(own))
+    code, out = run_tool(*args, '--add-runs', str(tmp_path / 'earlier.json'))
+    assert code == 0 and 'lora seed 0: done earlier (test bbox mAP 0.500' in out, out
+    assert trained == ['lora', 'lora',
+                       'lora'], out  # seed 1 again: the added one is not this plan's
+
+
 def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monkeypatch):
     """Final runs recorded with other final options (a longer schedule chosen later) are left
     out of the tables from the start of the new pass, before any new final run is made; the

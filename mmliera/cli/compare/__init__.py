@@ -331,12 +331,24 @@ def main(argv=None):
             found = json.load(f)
         previous = {_record_key(r): r for r in map(_upgrade, found.get('runs', []))}
         previous_meta = found.get('meta', {})
+
+    def standing(r):
+        """How much a record counts when two share a key: a run of this plan (its fingerprint)
+        over another schedule's, then tested over trained over the rest."""
+        setting, label = tuple(map(tuple, r.get('setting') or ())), r.get('phase', '')
+        current = r['method'] in names and (
+            r.get('fingerprint') == plan.fingerprints(r['method'], setting, label)[0]
+            or r.get('fingerprint') in plan.earlier_fingerprints(r['method'], setting, label))
+        return current, {'ok': 2, 'trained': 1}.get(r.get('status'), 0)
+
     for path in args.add_runs:  # (their unfinished runs' work dirs are elsewhere: not taken)
         for r in map(_upgrade, _read_runs(path)):
             if r.get('status') not in ('ok', 'trained'):
                 continue
             key = _record_key(r)
-            if previous.get(key, {}).get('status') != 'ok' or r['status'] == 'ok':
+            # (this study's own record stays unless the added one counts for more: a run of
+            # another schedule never replaces one of this plan)
+            if key not in previous or standing(r) > standing(previous[key]):
                 previous[key] = r
     meta = dict(
         command=' '.join(['python tools/compare_methods.py'] +
