@@ -223,7 +223,7 @@ def _stand_ins(monkeypatch, val, fail=()):
     import mmliera.cli.compare as compare
     trained = []
 
-    def fake_train(record, config, options, run_dir, metrics, env=None, resume=False):
+    def fake_train(record, config, options, run_dir, metrics, env=None, resume=False, val_iters=()):
         os.makedirs(run_dir, exist_ok=True)
         name = os.path.basename(config)[:-3]
         trained.append(name)
@@ -375,7 +375,14 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
 
-    def interrupted(record, config, options, run_dir, metrics, env=None, resume=False):
+    def interrupted(record,
+                    config,
+                    options,
+                    run_dir,
+                    metrics,
+                    env=None,
+                    resume=False,
+                    val_iters=()):
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
     monkeypatch.setattr(compare, 'train', interrupted)
@@ -404,7 +411,7 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
     fake_train, guard = compare.train, threading.Lock()
     live, peak, envs = [0], [0], []
 
-    def slow_train(record, config, options, run_dir, metrics, env=None, resume=False):
+    def slow_train(record, config, options, run_dir, metrics, env=None, resume=False, val_iters=()):
         with guard:
             live[0] += 1
             peak[0] = max(peak[0], live[0])
@@ -470,7 +477,14 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
               'print("ready", flush=True)\n'
               'time.sleep(60)\n')
 
-    def sleeping_train(record, config, options, run_dir, metrics, env=None, resume=False):
+    def sleeping_train(record,
+                       config,
+                       options,
+                       run_dir,
+                       metrics,
+                       env=None,
+                       resume=False,
+                       val_iters=()):
         os.makedirs(run_dir, exist_ok=True)
         log = os.path.join(run_dir, 'run.log')
         logs.append(log)

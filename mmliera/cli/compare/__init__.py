@@ -52,7 +52,7 @@ from .report import markdown_table, plot, write_outputs  # noqa: F401 (API)
 from .runs import fingerprint  # noqa: F401 (API)
 from .runs import (ComparisonError, clear_stop, count_trainable, earlier_fingerprints, fingerprints,
                    forget_read_configs, has_validation, load_config, parse_methods,
-                   start_checkpoint, stop_all, test, thread_env, train)
+                   start_checkpoint, stop_all, test, thread_env, train, validation_iters)
 from .stats import paired_differences, summarise  # noqa: F401 (API)
 
 FORMAT = 2
@@ -491,6 +491,12 @@ def main(argv=None):
         records[(name, slug(setting), seed, phase)] = rec
         return rec, False
 
+    def plan_val_iters(name, setting, phase):
+        """The iterations after which ``name``'s run validates (read here, under the lock:
+        mmengine's config reading is not thread-safe)."""
+        cfg = load_config(plan.configs[name], plan.run_options(setting, phase))
+        return validation_iters(cfg, int((cfg.get('train_cfg') or {}).get('max_iters') or 0))
+
     def start_sha(config, setting, phase):
         path = start_checkpoint(load_config(config, plan.run_options(setting, phase)))
         if not path or not osp.isfile(path):
@@ -519,7 +525,15 @@ def main(argv=None):
         work = dict(rec)  # (filled while other threads may save the records)
         try:
             with unlocked():
-                train(work, config, opts, run_dir, metrics, env=env, resume=resume)
+                train(
+                    work,
+                    config,
+                    opts,
+                    run_dir,
+                    metrics,
+                    env=env,
+                    resume=resume,
+                    val_iters=plan_val_iters(rec['method'], setting, phase) if resume else ())
         finally:
             rec.clear()
             rec.update(work)

@@ -306,12 +306,21 @@ def resume_point(run_dir):
         return None
 
 
-def train(record, config, options, run_dir, metrics=DETECTION, env=None, resume=False):
+def train(record,
+          config,
+          options,
+          run_dir,
+          metrics=DETECTION,
+          env=None,
+          resume=False,
+          val_iters=()):
     """Train one run into ``run_dir`` (in the environment ``env``: None for this one's); fills
     ``record`` (status 'trained' or 'failed'; 'interrupted' when the tool is stopped
     meanwhile). Afresh, unless ``resume`` and ``run_dir`` holds a checkpoint of the stopped
     run: then it goes on from there (``--resume``; bit-identical to a run not stopped, with
-    the same threads), ``resumed_at`` lists the iterations and ``train_s`` adds up the parts."""
+    the same threads), ``resumed_at`` lists the iterations and ``train_s`` adds up the parts;
+    a checkpoint at one of ``val_iters`` (:func:`validation_iters`, read by the caller: configs
+    are not read in a run's thread) whose validation the stop cut off is validated first."""
     ckpt = resume_point(run_dir) if resume else None
     before = (record.get('train_s') or 0) if ckpt else 0
     if ckpt is None:
@@ -331,7 +340,7 @@ def train(record, config, options, run_dir, metrics=DETECTION, env=None, resume=
         (['--resume'] if ckpt else []) + ['--cfg-options'] + options_list(options)
     try:
         if ckpt:
-            _validate_skipped(ckpt, config, options, run_dir, metrics, log, env)
+            _validate_skipped(ckpt, config, options, run_dir, metrics, log, env, val_iters)
         code, rss = _run(cmd, log, env)
     except KeyboardInterrupt:  # stopped by the user: not a failure, run again next time
         record.update(status='interrupted', train_s=round(before + time.time() - start, 1))
@@ -373,16 +382,15 @@ def validation_iters(cfg, up_to):
     return [i for i in range(1, up_to + 1) if i >= begin and (i % interval == 0 or i == last)]
 
 
-def _validate_skipped(ckpt, config, options, run_dir, metrics, log, env):
+def _validate_skipped(ckpt, config, options, run_dir, metrics, log, env, val_iters):
     """A run stopped while it validated after a checkpoint goes on from that checkpoint
     without that validation (mmengine resumes after it), and the checkpoint may be gone by the
     run's end (``max_keep_ckpts``): validate it before going on (``mmliera.cli test --split
     val``, into ``run_dir/val_<iter>``) when the run's logs lack its validation.
     Iteration-based runs only (an epoch-based run's curve keeps the gap)."""
-    from ...apis.model import load_config
     found = re.search(r'iter_(\d+)\.pth$', ckpt)
     k = int(found.group(1)) if found else None
-    if k is None or k not in (validation_iters(load_config(config, options), k) or ()):
+    if k is None or k not in (val_iters or ()):
         return
     if any(c[0] == k for c in read_train_log(run_dir, metrics)[2]) or \
             len(test_metrics(osp.join(run_dir, f'val_{k}'), metrics)) == len(metrics):
