@@ -332,14 +332,21 @@ def main(argv=None):
         previous = {_record_key(r): r for r in map(_upgrade, found.get('runs', []))}
         previous_meta = found.get('meta', {})
 
+    def of_this_plan(rec):
+        """Whether a record is a run of this plan's config and options, whatever backbone it
+        started from (records of other schedules or methods are history: not compared)."""
+        if rec['method'] not in dict(methods):
+            return False
+        setting = tuple(map(tuple, rec.get('setting') or ()))
+        label = rec.get('phase', '')
+        fp, _ = plan.fingerprints(rec['method'], setting, label)
+        return rec.get('fingerprint') == fp or \
+            rec.get('fingerprint') in plan.earlier_fingerprints(rec['method'], setting, label)
+
     def standing(r):
-        """How much a record counts when two share a key: a run of this plan (its fingerprint)
-        over another schedule's, then tested over trained over the rest."""
-        setting, label = tuple(map(tuple, r.get('setting') or ())), r.get('phase', '')
-        current = r['method'] in names and (
-            r.get('fingerprint') == plan.fingerprints(r['method'], setting, label)[0]
-            or r.get('fingerprint') in plan.earlier_fingerprints(r['method'], setting, label))
-        return current, {'ok': 2, 'trained': 1}.get(r.get('status'), 0)
+        """How much a record counts when two share a key: a run of this plan over another
+        schedule's, then tested over trained over the rest."""
+        return of_this_plan(r), {'ok': 2, 'trained': 1}.get(r.get('status'), 0)
 
     for path in args.add_runs:  # (their unfinished runs' work dirs are elsewhere: not taken)
         for r in map(_upgrade, _read_runs(path)):
@@ -443,17 +450,6 @@ def main(argv=None):
             return False
         sha = rec.get('start_sha256') and start_sha(dict(methods)[name], setting, label)
         return not (sha and sha != rec['start_sha256'])
-
-    def of_this_plan(rec):
-        """Whether a record is a run of this plan's config and options, whatever backbone it
-        started from (records of other schedules or methods are history: not compared)."""
-        if rec['method'] not in dict(methods):
-            return False
-        setting = tuple(map(tuple, rec.get('setting') or ()))
-        label = rec.get('phase', '')
-        fp, _ = plan.fingerprints(rec['method'], setting, label)
-        return rec.get('fingerprint') == fp or \
-            rec.get('fingerprint') in plan.earlier_fingerprints(rec['method'], setting, label)
 
     def fresh(name, config, setting, seed, phase):
         """The earlier record of this run if it is still valid, else a new one."""
