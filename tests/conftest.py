@@ -74,6 +74,40 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda it: rank.get(groups[it.nodeid], len(rank)))  # stable: file order kept
 
 
+_BUSY = {}  # (worker, group) -> seconds of setup + call + teardown
+
+
+def _group(nodeid):
+    name = os.path.basename(nodeid.split('::')[0])
+    return SHARED.get(name, name)
+
+
+def pytest_runtest_logreport(report):
+    """Adds up each test's phases per worker and group (on the xdist controller every worker's
+    reports arrive here; without workers everything is 'main')."""
+    node = getattr(report, 'node', None)
+    worker = getattr(getattr(node, 'gateway', None), 'id', None) or 'main'
+    key = (worker, _group(report.nodeid))
+    _BUSY[key] = _BUSY.get(key, 0.0) + (report.duration or 0.0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the suite's time went: busy seconds per worker (the wall time is about the largest)
+    and the largest groups (a test file, or files that share a fixture): what to trim or to
+    start first (:data:`LONGEST_FIRST`)."""
+    if not _BUSY:
+        return
+    workers, groups = {}, {}
+    for (worker, group), sec in _BUSY.items():
+        workers[worker] = workers.get(worker, 0.0) + sec
+        groups[group] = groups.get(group, 0.0) + sec
+    tr = terminalreporter
+    tr.write_sep('=', 'busy time per worker and per group')
+    tr.write_line('workers: ' + ', '.join(f'{w} {s:.0f} s' for w, s in sorted(workers.items())))
+    top = sorted(groups.items(), key=lambda kv: -kv[1])[:12]
+    tr.write_line('groups: ' + ', '.join(f'{g} {s:.0f} s' for g, s in top))
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _demo_data_in_a_temporary_folder(tmp_path_factory):
     """The demo and transfer configs' generated data goes to a fresh folder, never the
