@@ -375,14 +375,7 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
 
-    def interrupted(record,
-                    config,
-                    options,
-                    run_dir,
-                    metrics,
-                    env=None,
-                    resume=False,
-                    val_iters=()):
+    def interrupted(record, *_, **__):
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
     monkeypatch.setattr(compare, 'train', interrupted)
@@ -477,14 +470,7 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
               'print("ready", flush=True)\n'
               'time.sleep(60)\n')
 
-    def sleeping_train(record,
-                       config,
-                       options,
-                       run_dir,
-                       metrics,
-                       env=None,
-                       resume=False,
-                       val_iters=()):
+    def sleeping_train(record, config, options, run_dir, metrics, env=None, **_):
         os.makedirs(run_dir, exist_ok=True)
         log = os.path.join(run_dir, 'run.log')
         logs.append(log)

@@ -519,6 +519,8 @@ def main(argv=None):
             jobs=args.jobs,
             start_sha256=start_sha(config, setting, phase))
         work = dict(rec)  # (filled while other threads may save the records)
+        # (read here, under the lock: inside ``unlocked()`` it would run in the run's thread)
+        val_iters = plan_val_iters(rec['method'], setting, phase) if resume else ()
         try:
             with unlocked():
                 train(
@@ -529,7 +531,7 @@ def main(argv=None):
                     metrics,
                     env=env,
                     resume=resume,
-                    val_iters=plan_val_iters(rec['method'], setting, phase) if resume else ())
+                    val_iters=val_iters)
         finally:
             rec.clear()
             rec.update(work)
