@@ -630,6 +630,39 @@ def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):
         assert code == 0 and first.endswith(eta), out
 
 
+def test_the_eta_leaves_out_failed_runs(tmp_path, monkeypatch):
+    """A run that failed early (NaN at its 23rd of 160 iterations in the study) took a fraction
+    of its iterations' time: counted as all of them it made the ETA 3x too short. Here the
+    lr_mult=1 screening run fails after 0.1 s, the lr_mult=3 one trains 3 iterations in 1 s:
+    30 final iterations and one test are left, 10 s (6 s with the failure counted)."""
+    import mmliera.cli.compare as compare
+    _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    stand_in = compare.train
+
+    def train(record, config, options, run_dir, *a, **kw):
+        if record.get('screen') and options.get(next(
+                k for k in options if k.endswith('lr_mult'))) == 1:
+            record.update(
+                status='failed',
+                log=os.path.join(run_dir, 'run.log'),
+                train_s=0.1,
+                error='train exit status 1: error: iteration 23: the loss is not finite')
+            return record
+        return stand_in(record, config, options, run_dir, *a, **kw)
+
+    monkeypatch.setattr(compare, 'train', train)
+    code, out = run_tool(
+        tiny_method(tmp_path, 'lora', 'lora.py'), '--grid', 'lr_mult=1,3', '--seeds', '0',
+        '--no-diagnostics', '--final-cfg-options', 'train_cfg.max_iters=30', '--work-dir',
+        str(tmp_path / 'w'))
+    lines = [
+        ln for ln in out.splitlines() if 'screen' in ln and ('trained' in ln or 'FAILED' in ln)
+    ]
+    assert code == 1 and len(lines) == 2, out  # (the failed screening run is reported)
+    assert 'FAILED' in lines[0] and 'ETA' not in lines[0], out  # no trained run to time yet
+    assert lines[1].endswith('ETA 10 s'), out
+
+
 def test_bad_jobs_or_threads_are_refused(tmp_path):
     for flag, value in (('--jobs', '0'), ('--threads', '0')):
         code, out = run_tool(*_two_methods(tmp_path), flag, value, '--work-dir',

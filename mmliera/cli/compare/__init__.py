@@ -539,7 +539,8 @@ def main(argv=None):
             print(
                 f'{tag}: went on from iteration {rec["resumed_at"][-1]} of its stopped run',
                 flush=True)
-        state['durations']['train'].append((rec['train_s'], iters(rec['method'], phase)))
+        if rec['status'] == 'trained':  # (a failed run's time is not that of its iterations)
+            state['durations']['train'].append((rec['train_s'], iters(rec['method'], phase)))
         rec['start_sha256'] = start_sha(config, setting, phase)
         others = {
             r.get('start_sha256')
