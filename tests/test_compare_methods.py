@@ -217,6 +217,46 @@ def test_a_run_stopped_by_the_user_is_interrupted_not_failed(tmp_path, monkeypat
     assert row['failed'] == [] and row['pending'] == [0]
 
 
+def test_a_run_that_detects_nothing_says_so_in_the_grid(tmp_path, monkeypatch):
+    """mmdet's CocoMetric logs an error line and no metric when a model detects nothing (a
+    screening run at a far too high learning rate): the run is trained, has no val figure, and
+    the grid says why instead of a bare '-'."""
+    from mmliera.cli.compare import runs
+    from mmliera.cli.compare.report import grid_table
+    run_dir = tmp_path / 'run'
+
+    def detects_nothing(cmd, log_path, env=None):
+        with open(log_path, 'a') as log:
+            log.write('12/05 09:04:38 - mmengine - ERROR - .../coco_metric.py - compute_metrics'
+                      ' - 465 - The testing results of the whole dataset is empty.\n')
+        (run_dir / 'iter_3.pth').write_bytes(b'')
+        (run_dir / 'last_checkpoint').write_text(str(run_dir / 'iter_3.pth'))
+        return 0, 1.0
+
+    monkeypatch.setattr(runs, '_run', detects_nothing)
+    record = dict(seed=0)
+    runs.train(record, 'unused.py', {}, str(run_dir))
+    assert record['status'] == 'trained' and 'val' not in record, record
+    assert 'no detections' in record['val_note']
+    rows = [
+        dict(record, method='m', screen=True, setting_label='lr_mult=100'),
+        dict(record, method='m', screen=True, setting_label='lr_mult=30', val_note=None)
+    ]
+    table = grid_table(dict(runs=rows), [('m', 'm.py')], {})
+    assert '| m | lr_mult=100 | 0 | - | - | no detections at its validation' in table, table
+    assert '| m | lr_mult=30 | 0 | - | - | trained, no val figure (see its log) |' in table
+    # a log without mmdet's line: no reason is made up
+    run_dir2 = tmp_path / 'run2'
+    monkeypatch.setattr(
+        runs,
+        '_run',
+        lambda cmd, log, env=None: ((run_dir2 / 'last_checkpoint').write_text('x.pth'),
+                                    (0, 1.0))[1])
+    record2 = dict(seed=0, val_note='stale')
+    runs.train(record2, 'unused.py', {}, str(run_dir2))
+    assert record2['status'] == 'trained' and 'val_note' not in record2, record2
+
+
 def _stand_ins(monkeypatch, val, fail=()):
     """Replace the tool's training and testing (subprocesses) by stand-ins: a run's val bbox
     and segm mAP are ``val(method, lr_mult)``; methods in ``fail`` fail in training."""

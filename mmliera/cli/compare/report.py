@@ -91,6 +91,8 @@ def grid_table(results, methods, chosen, edges=None):
                 mark += f' ({_cell(edges[name])}: the best may lie beyond it)'
             if r['status'] == 'failed':
                 mark = 'failed: ' + _cell(r.get('error', ''))
+            elif r['status'] in ('trained', 'ok') and all(val.get(m.key) is None for m in metrics):
+                mark = _cell(r.get('val_note') or 'trained, no val figure (see its log)')
             lines.append(f'| {name} | {_cell(r["setting_label"])} | {r["seed"]} | ' +
                          ''.join(f'{_fmt(val.get(m.key), m)} | ' for m in metrics) + f'{mark} |')
     lines += [

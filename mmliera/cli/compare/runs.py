@@ -253,6 +253,21 @@ def _last_error(log_path):
     return lines[-1][:300] if lines else 'no output'
 
 
+EMPTY_RESULTS = 'testing results of the whole dataset is empty'  # mmdet's CocoMetric
+
+
+def _no_val_note(log_path):
+    """Why a trained run has no validation figure, when its log says: mmdet's CocoMetric
+    returns no metric (only an error line) when the model detects nothing at all."""
+    try:
+        with open(log_path, errors='replace') as f:
+            empty = any(EMPTY_RESULTS in ln for ln in f)
+    except OSError:
+        return None
+    return 'no detections at its validation (mmdet: the results are empty), as bad as mAP 0' \
+        if empty else None
+
+
 def _newest(pattern):
     found = sorted(glob.glob(pattern), key=osp.getmtime)
     return found[-1] if found else None
@@ -365,6 +380,11 @@ def train(record,
         record['val_curve'] = curve
     if curve:
         record['val'] = {m.key: v for m, v in zip(metrics, curve[-1][1:])}
+    else:
+        record.pop('val_note', None)
+        note = _no_val_note(log)
+        if note:
+            record['val_note'] = note
     record.update(status='trained', checkpoint=ckpt)
     record.pop('error', None)
     return record
