@@ -950,6 +950,39 @@ def test_final_options_train_the_finals_anew_with_their_own_schedule(comparison,
     assert code == 0 and 'training' not in again, again
 
 
+def test_a_screening_run_without_a_val_figure_is_not_run_again_in_a_fresh_clone(
+        tmp_path, monkeypatch):
+    """A screening run that trained but gave no val figure (it detected nothing) is done: a
+    fresh clone (no work dir, only the committed results) does not train it again each time."""
+    import mmliera.cli.compare as compare
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    stand_in = compare.train
+
+    def train(record, config, options, *a, **kw):
+        stand_in(record, config, options, *a, **kw)
+        if 30 in options.values():  # detects nothing: no validation figure at all
+            record.pop('val')
+            record.update(val_curve=[], val_note='no detections at its validation')
+        return record
+
+    monkeypatch.setattr(compare, 'train', train)
+    work, out = tmp_path / 'w', tmp_path / 'o'
+    args = [
+        tiny_method(tmp_path, 'lora', 'lora.py'), '--grid', 'lr_mult=1,30', '--seeds', '0',
+        '--no-diagnostics', '--work-dir',
+        str(work), '--out-dir',
+        str(out)
+    ]
+    code, first = run_tool(*args)
+    assert code == 0 and len(trained) == 2, first  # two screening runs (lr_mult=1's is final)
+    assert 'lora: chose lr_mult=1' in first
+    grid = (out / 'grid.md').read_text()
+    assert '| lora | lr_mult=30 | 0 | - | - | no detections at its validation |' in grid, grid
+    shutil.rmtree(work)  # a fresh clone
+    code, again = run_tool(*args)
+    assert code == 0 and 'training' not in again and len(trained) == 2, again
+
+
 def test_grid_without_a_validation_split_is_refused(tmp_path):
     from mmliera.cli.compare import ComparisonError, main
     cfg = tiny_method(

@@ -425,16 +425,17 @@ def main(argv=None):
 
     def peek(name, setting, seed, phase):
         """The earlier record of this run if it is still valid, or None: same fingerprint and
-        tested, or trained with what the phase needs (screening: its val scores; a final run:
-        its checkpoint, to test it), from the starting backbone there is now (when both are
-        known). Records survive without their work dir (a fresh clone)."""
+        tested, or trained with what the phase needs (screening: its val scores, or none when
+        its validation gave none; a final run: its checkpoint, to test it), from the starting
+        backbone there is now (when both are known). Records survive without their work dir
+        (a fresh clone)."""
         label = plan.phase(phase)
         old = records.get((name, slug(setting), seed, label))
         if not old or old['status'] not in ('trained', 'ok') or not matches(old, setting, label):
             return None
-        if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')) or \
-                (phase == 'screen' and old.get('val')):
-            # (an earlier version's fingerprint, from now on this one)
+        if old['status'] == 'ok' or osp.isfile(old.get('checkpoint', '')) or phase == 'screen':
+            # (a screening run needs only its val scores: trained without any, e.g. it detected
+            # nothing, it would give none again; an earlier version's fingerprint: this one)
             old['fingerprint'] = plan.fingerprints(name, setting, label)[0]
             return old
         return None
