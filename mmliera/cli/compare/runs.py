@@ -378,10 +378,10 @@ def train(record,
     if record.get('resumed_at'):  # the validations made before going on (above)
         curve = _with_skipped_validations(curve, record['resumed_at'], run_dir, metrics)
         record['val_curve'] = curve
+    record.pop('val_note', None)  # (of an earlier attempt)
     if curve:
         record['val'] = {m.key: v for m, v in zip(metrics, curve[-1][1:])}
     else:
-        record.pop('val_note', None)
         note = _no_val_note(log)
         if note:
             record['val_note'] = note
