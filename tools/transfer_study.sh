@@ -34,5 +34,7 @@ exec python tools/compare_methods.py \
          full-liera_taylor full-lora liera_taylor-norms lora-norms \
          liera_exp-frozen dora-frozen dora_liera-frozen pissa-frozen pissa_liera-frozen \
          lora_norms-frozen liera_norms-frozen \
+         full-norms full-liera_exp full-dora full-dora_liera full-pissa full-pissa_liera \
+         full-lora_norms full-liera_norms dora-lora pissa-lora \
   --reference frozen full ${ADD[@]+--add-runs "${ADD[@]}"} \
   --work-dir work_dirs/transfer_study_$N --out-dir docs/transfer_study "$@"
