@@ -394,6 +394,39 @@ def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path,
                        'lora'], out  # seed 1 again: the added one is not this plan's
 
 
+def test_report_only_rewrites_the_outputs_from_the_records_and_trains_nothing(
+        tmp_path, monkeypatch):
+    """--report-only after a study of seed 0: another --diff pair and a seed not made yet give
+    new pairs.md rows and a count of the runs left out, nothing trained or tested; the study's
+    own command stays in meta. Without results.json, or with --rerun, it is refused."""
+    shape = dict(lora={1: 0.1, 3: 0.2}, liera={1: 0.2, 3: 0.1})
+    trained = _stand_ins(monkeypatch, lambda name, lr_mult: shape[name][lr_mult])
+    methods = _two_methods(tmp_path)
+    work = tmp_path / 'work'
+    args = [*methods, '--grid', 'lr_mult=1,3', '--no-diagnostics', '--work-dir', str(work)]
+    code, out = run_tool(*args, '--seeds', '0', '1', '--diff', 'liera-lora')
+    assert code == 0 and len(trained) == 6, out  # 2 x 2 screening (seed 0's finals), seed 1
+    assert 'lora − liera' not in (work / 'pairs.md').read_text()
+    before = json.loads((work / 'results.json').read_text())
+    code, out = run_tool(*args, '--seeds', '0', '1', '2', '--diff', 'lora-liera', '--report-only')
+    assert code == 0, out
+    assert len(trained) == 6, trained  # nothing trained (nor tested: no "testing" line)
+    assert 'testing' not in out and 'lora: chose lr_mult=3' in out, out
+    assert 'final runs not tested yet are left out' in out and ' 2 final runs' in out, out
+    pairs = (work / 'pairs.md').read_text()
+    assert '| lora − liera | bbox mAP | 2 |' in pairs, pairs
+    after = json.loads((work / 'results.json').read_text())
+    assert after['runs'] == before['runs']
+    assert after['meta']['command'] == before['meta']['command']
+    assert '--report-only' in after['meta']['reported']['command']
+    from mmliera.cli.compare import ComparisonError, main
+    with pytest.raises(ComparisonError, match='--report-only trains nothing'):
+        main([*args, '--seeds', '0', '--report-only', '--rerun'])
+    with pytest.raises(ComparisonError, match='no .*results.json to report from'):
+        main([*methods, '--seeds', '0', '--report-only', '--work-dir', str(tmp_path / 'none')])
+    assert not (tmp_path / 'none').exists()
+
+
 def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monkeypatch):
     """Final runs recorded with other final options (a longer schedule chosen later) are left
     out of the tables from the start of the new pass, before any new final run is made; the

@@ -180,6 +180,12 @@ def parse_args(argv=None):
         '--rerun',
         action='store_true',
         help='run everything again instead of skipping steps already done')
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='train and test nothing: write the tables, pairs and plots again from the runs '
+        'recorded in OUT_DIR/results.json (e.g. with other --diff pairs, while or after the '
+        'study runs); runs not made yet are left out and counted')
     return parser.parse_args(argv)
 
 
@@ -306,6 +312,9 @@ def main(argv=None):
     if args.rerun and args.add_runs:
         raise ComparisonError('--rerun runs everything again, --add-runs keeps runs made '
                               'elsewhere: give one of them')
+    if args.report_only and args.rerun:
+        raise ComparisonError('--report-only trains nothing, --rerun trains everything again: '
+                              'give one of them')
     for ref in args.reference:
         if ref not in names:
             raise ComparisonError(f'--reference {ref}: no such method (methods: '
@@ -326,6 +335,9 @@ def main(argv=None):
     out_dir = args.out_dir or args.work_dir
     results_path = osp.join(out_dir, 'results.json')
     previous, previous_meta = {}, {}
+    if args.report_only and not osp.isfile(results_path):
+        raise ComparisonError(f'--report-only: no {results_path} to report from: run the '
+                              'comparison first (or give its --out-dir)')
     if osp.isfile(results_path) and not args.rerun:
         with open(results_path) as f:
             found = json.load(f)
@@ -769,10 +781,41 @@ def main(argv=None):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def report_only():
+        """Choose where every screening run is in, then write the outputs from the records
+        as they are; the study's own command, commit and start stay in ``meta``."""
+        for n in screened:
+            if all(
+                    peek(n, s, screen_seed, 'screen') is not None or records.get((n, slug(
+                        s), screen_seed, plan.phase('screen')), {}).get('status') == 'failed'
+                    for s in screened[n]):
+                choose(n)
+        for key in ('command', 'commit', 'started', 'jobs', 'threads'):
+            if key in previous_meta:
+                meta[key] = previous_meta[key]
+        meta['reported'] = dict(
+            command=' '.join(['python tools/compare_methods.py'] +
+                             (argv if argv is not None else sys.argv[1:])),
+            at=datetime.datetime.now().isoformat(timespec='seconds'))
+        save(last=True)
+        missing = sum(1 for n, _, seed in finals_in_order() if not any(
+            r.get('final') and r['method'] == n and r['seed'] == seed and r['status'] == 'ok'
+            for r in records.values()))
+        unchosen = [n for n in screened if n not in state['chosen']]
+        print(
+            f'wrote the tables and plots in {out_dir} from {results_path}, nothing trained; '
+            f'{missing} final runs not tested yet are left out' +
+            (f'; not chosen yet (screening not done): {", ".join(unchosen)}' if unchosen else ''),
+            flush=True)
+        return 0
+
     def finals_in_order():
         if args.order == 'seed':
             return [(n, c, seed) for seed in args.seeds for n, c in methods]
         return [(n, c, seed) for n, c in methods for seed in args.seeds]
+
+    if args.report_only:
+        return report_only()
 
     previous_handler = signal.signal(signal.SIGTERM, stop)
     clear_stop()
