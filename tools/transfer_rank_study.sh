@@ -4,9 +4,11 @@
 # seeds of the study's 960-iteration finals, mAP against trainable parameters. Each rank gets
 # its own backbone lr_mult on val (alpha = 2r keeps alpha/r fixed, so an Adam step of the
 # factors moves ΔW further the higher the rank): three values around rank 8's choice (LoRA 0.3,
-# LieRA 10) scaled by 8/r. Rank 8, frozen and full are the main study's runs (--add-runs
-# docs/transfer_study/results.json: same configs, options and thread count, so nothing of them
-# trains again): run it once tools/transfer_study.sh has seeds 0-2 of those four arms.
+# LieRA 10) scaled by 8/r, extended by the tool's edge rule where the best lay at an end
+# (lora_r32: 0.03 was the lowest of 0.03 / 0.1 / 0.3, so 0.01 was added). Rank 8, frozen
+# and full are the main study's runs (--add-runs docs/transfer_study/results.json: same
+# configs, options and thread count, so nothing of them trains again): run it once
+# tools/transfer_study.sh has seeds 0-2 of those four arms.
 # Resumable like the study (run it again after a stop); two 1-thread runs at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ exec python tools/compare_methods.py \
   $T/frozen.py $T/lora_r2.py $T/lora.py $T/lora_r32.py \
   $T/liera_taylor_r2.py $T/liera_taylor.py $T/liera_taylor_r32.py $T/full.py \
   --grid lr_mult=0.1,0.3,1,3,10,30,100 full:lr_mult=0.1,0.3,1,3 frozen:lr_mult=1 \
-         lora_r2:lr_mult=0.3,1,3 lora_r32:lr_mult=0.03,0.1,0.3 \
+         lora_r2:lr_mult=0.3,1,3 lora_r32:lr_mult=0.01,0.03,0.1,0.3 \
          liera_taylor_r2:lr_mult=10,30,100 liera_taylor_r32:lr_mult=1,3,10 \
   --seeds 0 1 2 --order seed --jobs "${JOBS:-2}" --threads "${THREADS:-1}" \
   --final-cfg-options train_cfg.max_iters=$N param_scheduler.1.end=$N \
