@@ -104,6 +104,33 @@ def test_a_choice_at_the_grids_edge_is_flagged_in_the_grid_table():
     assert 'beyond' not in grid_table(dict(runs=runs), [('m', 'm.py')], {'m': 'lr_mult=100'})
 
 
+def test_the_grid_table_lists_settings_low_to_high_when_a_grid_was_extended_later():
+    from mmliera.cli.compare.report import grid_table
+    runs = [
+        dict(
+            method='m',
+            seed=seed,
+            screen=True,
+            status='trained',
+            setting_label=f'lr_mult={v},type={t}',
+            setting=[['lr_mult', v], ['type', t]],
+            val=dict(bbox_mAP=v / 10, segm_mAP=0.0))
+        for v, t, seed in ((0.03, 'b', 0), (0.3, 'a', 0), (0.01, 'a', 1), (0.01, 'a', 0),
+                           (0.1, 'a', 0), (0.03, 'a', 0))
+    ]
+    rows = [
+        line.split(' | ')[1:3]
+        for line in grid_table(dict(runs=runs), [('m', 'm.py')], {}).splitlines()
+        if line.startswith('| m |')
+    ]
+    assert [(label, int(seed)) for label, seed in rows] == [('lr_mult=0.01,type=a', 0),
+                                                            ('lr_mult=0.01,type=a', 1),
+                                                            ('lr_mult=0.03,type=a', 0),
+                                                            ('lr_mult=0.03,type=b', 0),
+                                                            ('lr_mult=0.1,type=a', 0),
+                                                            ('lr_mult=0.3,type=a', 0)]
+
+
 def test_pairs_split_where_both_sides_are_methods():
     from mmliera.cli.compare import parse_pairs
     from mmliera.cli.compare.runs import ComparisonError
@@ -417,7 +444,8 @@ def test_report_only_rewrites_the_outputs_from_the_records_and_trains_nothing(
     assert '| lora − liera | bbox mAP | 2 |' in pairs, pairs
     after = json.loads((work / 'results.json').read_text())
     assert after['runs'] == before['runs']
-    assert after['meta']['command'] == before['meta']['command']
+    for key in ('command', 'commit', 'started', 'finished'):  # the study's own, kept
+        assert after['meta'][key] == before['meta'][key], key
     assert '--report-only' in after['meta']['reported']['command']
     from mmliera.cli.compare import ComparisonError, main
     with pytest.raises(ComparisonError, match='--report-only trains nothing'):

@@ -790,7 +790,7 @@ def main(argv=None):
                         s), screen_seed, plan.phase('screen')), {}).get('status') == 'failed'
                     for s in screened[n]):
                 choose(n)
-        for key in ('command', 'commit', 'started', 'jobs', 'threads'):
+        for key in ('command', 'commit', 'started', 'finished', 'jobs', 'threads'):
             if key in previous_meta:
                 meta[key] = previous_meta[key]
         meta['reported'] = dict(

@@ -73,6 +73,15 @@ def markdown_table(rows):
     return '\n'.join(lines + notes) + '\n'
 
 
+def _setting_order(run):
+    """Sort key of a screening run: its setting's values in ascending order (numbers before
+    other values, which sort as text), then its seed; a grid extended later (``0.01`` added
+    below ``0.03, 0.1``) still reads low to high."""
+    values = [(0, v, '') if isinstance(v, (int, float)) and not isinstance(v, bool) else
+              (1, 0, str(v)) for _, v in run.get('setting') or ()]
+    return values, run.get('seed', 0)
+
+
 def grid_table(results, methods, chosen, edges=None):
     """Screening: every validation figure of every setting tried, the chosen one marked (and
     ``edges[method]``, a choice at the grid's edge, said beside it)."""
@@ -83,7 +92,8 @@ def grid_table(results, methods, chosen, edges=None):
         '|---|---|---:|' + '---:|' * len(metrics) + '---|'
     ]
     for name, _ in methods:
-        runs = [r for r in results['runs'] if r['method'] == name and r.get('screen')]
+        runs = sorted((r for r in results['runs'] if r['method'] == name and r.get('screen')),
+                      key=_setting_order)
         for r in runs:
             val = r.get('val') or {}
             mark = '**chosen**' if chosen.get(name) == r['setting_label'] else ''
