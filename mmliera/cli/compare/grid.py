@@ -99,7 +99,7 @@ def select(scores: Dict[tuple, float]):
     return min(tied, key=lambda s: [_order(v) for _, v in s])
 
 
-def _number(value):
+def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -110,7 +110,7 @@ def at_edge(chosen, tried) -> List[Tuple[str, object, str]]:
     edges = []
     for i, (key, value) in enumerate(chosen):
         values = {s[i][1] for s in tried}
-        if len(values) < 3 or not all(map(_number, values)):
+        if len(values) < 3 or not all(map(is_number, values)):
             continue
         if value == max(values):
             edges.append((key, value, 'highest'))
