@@ -85,9 +85,9 @@ def slug(setting) -> str:
     return ','.join(f'{k.rsplit(".", 1)[-1]}={v}' for k, v in setting) or 'default'
 
 
-def _order(value):
-    return (0, value, '') if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else (1, 0, repr(value))
+def value_order(value):
+    """Sort key of one setting value: numbers ascending, then any other value by its repr."""
+    return (0, value, '') if is_number(value) else (1, 0, repr(value))
 
 
 def select(scores: Dict[tuple, float]):
@@ -96,7 +96,7 @@ def select(scores: Dict[tuple, float]):
         return None
     best = max(scores.values())
     tied = [s for s, v in scores.items() if v == best]
-    return min(tied, key=lambda s: [_order(v) for _, v in s])
+    return min(tied, key=lambda s: [value_order(v) for _, v in s])
 
 
 def is_number(value):

@@ -8,7 +8,7 @@ import os
 import os.path as osp
 
 from ...checkpoint.atomic import atomic_path, write_text_atomic
-from .grid import is_number
+from .grid import value_order
 from .metrics import DETECTION, by_key, of_results
 from .stats import paired_differences, summarise
 
@@ -76,10 +76,9 @@ def markdown_table(rows):
 
 def _setting_order(run):
     """Sort key of a screening run: its setting's values in ascending order (numbers before
-    other values, which sort as text), then its seed; a grid extended later (``0.01`` added
+    other values, ``grid.value_order``), then its seed; a grid extended later (``0.01`` added
     below ``0.03, 0.1``) still reads low to high."""
-    values = [(0, v, '') if is_number(v) else (1, 0, str(v)) for _, v in run.get('setting') or ()]
-    return values, run.get('seed', 0)
+    return [value_order(v) for _, v in run.get('setting') or ()], run.get('seed', 0)
 
 
 def grid_table(results, methods, chosen, edges=None):
