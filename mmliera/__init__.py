@@ -4,10 +4,12 @@ Importing this package checks the environment and registers every mmliera compon
 registries, so an mmdet-scoped config only needs
 ``custom_imports = dict(imports=['mmliera'], allow_failed_imports=False)``.
 
-Layout (data flows one way): ``models/peft`` (formulas, layers, AdapterConfig, injection) ->
-``models`` (adapting backbones, FreezePolicy) -> ``engine`` (runner, hooks) -> ``checkpoint``
-(adapter files, fit checks, export, resume) -> ``apis`` (build, load, predict); command lines
-live in ``mmliera.cli`` (not imported here) and ``tools/``. See docs/layout.md.
+Layers (a module imports only its own layer and those below; tests/test_import_layers.py):
+``utils``, ``registry`` -> ``models`` (``models/peft``: formulas, layers, AdapterConfig,
+injection, standing alone; adapted backbones and detectors, FreezePolicy) and ``datasets`` ->
+``checkpoint`` (adapter files, fit checks, export, resume) -> ``engine`` (runner, hooks) ->
+``apis`` (build, load, predict) -> ``cli`` (command lines, not imported here; ``tools/``).
+See docs/layout.md.
 """
 import warnings
 
@@ -28,9 +30,9 @@ with warnings.catch_warnings():
     from .checkpoint.safe_load import register_safe_globals
     from .datasets import SyntheticCocoDataset, ensure_synthetic_coco
     from .engine import AdapterCheckpointHook, LieRAFreezeHook, LieRARunner
-    from .models import AdapterConfig, FreezePolicy, LieRAConvNeXt, adapt_module
-    from .models.peft import (LieRAConv2d, LieRALayer, LieRALinear, adapter_layers, inject_adapters,
-                              merge_adapters, unmerge_adapters)
+    from .models import AdapterConfig, FreezePolicy, LieRAConvNeXt, adapt_module, inject_adapters
+    from .models.peft import (LieRAConv2d, LieRALayer, LieRALinear, adapter_layers, merge_adapters,
+                              unmerge_adapters)
 
 # mmengine checkpoints (their message hub's HistoryBuffer, numpy arrays) load through torch's
 # weights-only unpickler everywhere, with this exact allow-list and nothing more

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIG = os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py')
+STUDY_CONFIGS = os.path.join(ROOT, 'projects', 'liera_study', 'configs')
 DEMO = os.path.join(ROOT, 'configs', 'demo', 'liera_maskrcnn_convnextv2-atto_synthetic.py')
 PRETRAIN = os.path.join(ROOT, 'configs', 'demo',
                         'full_maskrcnn_convnextv2-atto_synthetic-pretrain.py')
@@ -195,15 +196,32 @@ def hidden_cuda():
             os.environ['CUDA_VISIBLE_DEVICES'] = old
 
 
+# where each tool lives (mmdet's layout): tools/, tools/analysis_tools/, tools/model_converters/,
+# and the study's comparison tool in its project
+TOOL_DIRS = [
+    'tools', 'tools/analysis_tools', 'tools/model_converters', 'projects/liera_study/tools'
+]
+
+
+def tool_path(tool):
+    """The path of ``tool`` (a name without ``.py``) in the checkout."""
+    for folder in TOOL_DIRS:
+        path = os.path.join(ROOT, folder, f'{tool}.py')
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f'no tool {tool}.py under {TOOL_DIRS}')
+
+
 def tool_in_process(tool, *args, env=None):
-    """``python tools/<tool>.py args`` run in this process from the repo root (the interpreter
+    """``python tools/[...]/<tool>.py args`` (:func:`tool_path`) run in this process from the repo
+    root (the interpreter
     and imports are already here: about 8 s less per call than a subprocess on 2 cores).
     Returns (exit code, stdout, stderr). For checks of what a tool says; whether a real
-    process shows no traceback is tests/test_tool_errors.py's one subprocess per tool."""
+    process shows no traceback is tests/tools/test_tool_errors.py's one subprocess per tool."""
     import io
     import runpy
     from unittest import mock
-    path = os.path.join(ROOT, 'tools', f'{tool}.py')
+    path = tool_path(tool)
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.ExitStack() as stack:
@@ -246,3 +264,30 @@ def runner_output(tool, *args, env=None, expect_fail=False):
         tool, *args, '--cfg-options', f'experiment_name={name}', f'visualizer.name={name}', env=env)
     assert (code != 0) if expect_fail else (code == 0), (out + err)[-6000:]
     return out + err
+
+
+def check_config_builds(path):
+    """The config at ``path`` loads and builds its model in its default scope (no data, no
+    download), and an adapted config trains what it says: adapter factors (and, for a whole
+    detector, its class layers) under LieRARunner and LieRAFreezeHook."""
+    from mmliera.apis.model import build_model
+    from mmliera.models.peft import is_adapter_factor
+    cfg = Config.fromfile(path)
+    if 'model' not in cfg:  # a fragment other configs take (e.g. whole_detector/_balloon.py)
+        assert os.path.basename(path).startswith('_'), f'{path} has no model'
+        return
+    model = build_model(cfg)  # in the config's default scope (mmdet or mmpretrain)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    backbone = cfg.model.backbone
+    if 'adapter' in backbone:
+        assert cfg.get('runner_type') == 'LieRARunner'
+        assert any(h['type'] == 'LieRAFreezeHook' for h in cfg.custom_hooks)
+        trains = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
+        assert trains and all(is_adapter_factor(n) for n in trains)  # frozen_stages: fewer
+    if cfg.model.type == 'LieRADetector':  # a whole detector: adapters + class layers train
+        assert cfg.get('runner_type') == 'LieRARunner'
+        trains = [n for n, p in model.named_parameters() if p.requires_grad]
+        new = tuple(model.liera_new_layers)
+        assert new and any(n.startswith(new) for n in trains)
+        assert all(is_adapter_factor(n) or n.startswith(new) for n in trains) or \
+            model.liera_trainable != [re.escape(n) for n in new]  # an arm training more

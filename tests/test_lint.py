@@ -5,7 +5,10 @@ import sys
 import pytest
 from helpers import ROOT
 
-PATHS = ['mmliera', 'tools', 'tests']
+PATHS = [
+    'mmliera', 'tools', 'tests', 'conftest.py', 'setup.py', 'projects/liera_study/liera_study',
+    'projects/liera_study/tests', 'projects/liera_study/tools'
+]
 
 
 @pytest.mark.parametrize('tool,args', [

@@ -2,9 +2,9 @@
 import os
 
 import torch
-from helpers import DEMO, ROOT, write_cfg
+from helpers import DEMO, STUDY_CONFIGS, write_cfg
 
-TRANSFER = os.path.join(ROOT, 'configs', 'transfer')
+TRANSFER = os.path.join(STUDY_CONFIGS, 'transfer')
 
 
 def write_random_backbone(path, arch='atto'):
@@ -75,7 +75,8 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='AdapterCheckpointHook',
 
 
 def tiny_transfer_cfg(tmp, name, base, extra=''):
-    """configs/transfer/<base>.py on 8 train / 4 val / 4 test images of 128 px, 3 iterations
+    """projects/liera_study/configs/transfer/<base>.py on 8 train / 4 val / 4 test images of 128
+    px, 3 iterations
     (val after the 2nd and 3rd), its backbone from :func:`write_random_backbone`."""
     pretrained = tmp / 'backbone.pth'
     if not pretrained.exists():

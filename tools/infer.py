@@ -9,25 +9,33 @@ and ``OUT_DIR/vis/<image name>.png`` (mmpretrain's UniversalVisualizer: the top 
 
 CHECKPOINT: an mmengine checkpoint of the run (``work_dirs/<run>/iter_N.pth``), an adapter-only
 ``.safetensors`` (base weights from the config's pretrained init_cfg), or the ``model.pth`` that
-``tools/merge_adapters.py`` writes (with the ``config.py`` written beside it). INPUT: image
+``tools/model_converters/merge_adapters.py`` writes (with the ``config.py`` written beside it).
+INPUT: image
 files, folders of images or quoted glob patterns. Writes ``OUT_DIR/vis/<image name>`` (mmdet's
 DetLocalVisualizer) and ``OUT_DIR/predictions.json`` (per image: bboxes xyxy, scores, labels,
 label_names, masks as COCO RLE; instances with score >= --score-thr).
 """
 import argparse
+import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 
-import mmliera  # noqa: F401  (environment check; registers mmliera in mmdet's registries)
-from mmliera.apis import LieRAInferencer, find_images, load_config, predict
-from mmliera.apis.classification import LieRAClassifierInferencer, predict_topk
-from mmliera.cli import exit_on_user_error
-from mmliera.cli.errors import UsageError
+# the checkout first on the path, as mmdet's dist_train.sh puts it on PYTHONPATH: configs under
+# projects/ name their own code in custom_imports (e.g. projects.liera_study.liera_study)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmliera  # noqa: E402,F401  (environment check; registers mmliera in mmdet's registries)
+from mmliera.apis import LieRAInferencer, find_images, load_config, predict  # noqa: E402
+from mmliera.apis.classification import LieRAClassifierInferencer, predict_topk  # noqa: E402
+from mmliera.cli import exit_on_user_error  # noqa: E402
+from mmliera.cli.errors import UsageError  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='config file (a run\'s, or tools/merge_adapters.py\'s)')
+    parser.add_argument(
+        'config', help='config file (a run\'s, or tools/model_converters/merge_adapters.py\'s)')
     parser.add_argument(
         'checkpoint', help='.pth checkpoint / state dict or adapter '
         '.safetensors')

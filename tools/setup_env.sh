@@ -172,7 +172,7 @@ spec = u.find_spec('mmliera')
 assert spec is not None and os.path.samefile(os.path.dirname(spec.origin), os.path.join('$ROOT', 'mmliera'))"; then
   log "mmengine, mmdet, mmpretrain, mmliera (editable) and test dependencies: already installed"
 elif [ -n "${PIP_NO_INDEX:-}" ]; then
-  # offline (a GPU slot's kit, tools/gpu_slot.sh): the kit step installed each wheel without
+  # offline (a GPU slot's kit, .dev/gpu/gpu_slot.sh): the kit step installed each wheel without
   # dependencies; resolving them here would ask for distributions the image has under other
   # names (opencv-python-headless for opencv-python), so install mmliera alone and say what
   # the tests and linters would miss

@@ -3,7 +3,8 @@
 ``LieRAInferencer(config, checkpoint)`` is mmdet's DetInferencer whose weights are
 
 - an mmengine checkpoint of a run (``work_dirs/<run>/iter_N.pth``) or any full state dict, e.g.
-  the ``model.pth`` that ``tools/merge_adapters.py`` writes (then with its ``config.py``): the
+  the ``model.pth`` that ``tools/model_converters/merge_adapters.py`` writes (then with its
+  ``config.py``): the
   file must fit the config's model (:mod:`mmliera.checkpoint.fit`), else one clear error;
 - an adapter-only ``.safetensors`` (``AdapterCheckpointHook``): the base weights come from the
   config's pretrained ``init_cfg``, then the adapters, neck and heads from the file.

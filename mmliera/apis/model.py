@@ -5,6 +5,7 @@ from typing import Optional, Tuple
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..models.builder import build_model
 from ..utils.errors import UserError
 
 
@@ -30,15 +31,6 @@ def load_config(config, cfg_options: Optional[dict] = None) -> Config:
     if cfg_options:
         config.merge_from_dict(cfg_options)
     return config
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """``cfg.model`` built in the config's default scope; no weights initialised or loaded."""
-    from mmengine.registry import init_default_scope
-
-    from ..registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
 
 
 def build_model_from_config(config, cfg_options: Optional[dict] = None) -> Tuple[Config, nn.Module]:

@@ -2,10 +2,11 @@
 
 ``plain_config(cfg)`` rewrites an mmliera config into plain mmdet/mmpretrain terms:
 ``LieRAConvNeXt`` -> ``mmpretrain.ConvNeXt`` (same arguments, minus ``adapter``/``trainable``),
-``type='LieRA'`` -> its inner backbone, ``type='LieRADetector'`` -> its detector,
-``SyntheticCocoDataset`` -> ``CocoDataset`` (with its
-classes), ``TransferClsDataset`` -> mmpretrain's ``CustomDataset`` (with its classes), and
-drops mmliera's hooks (also top-level helper variables holding one, e.g. ``pretrain_hook``),
+``type='LieRA'`` -> its inner backbone, ``type='LieRADetector'`` -> its detector, a generated
+dataset -> the plain dataset it says it exports as (its classmethod ``plain_dataset(cfg)``,
+e.g. ``SyntheticCocoDataset`` -> ``CocoDataset`` with its classes; the import that registered
+it is dropped), and drops mmliera's hooks (also top-level helper variables holding one, e.g.
+``pretrain_hook``),
 runner and import. ``export_merged`` folds every adapter into its weight (W' in the layer's
 mode) and writes ``model.pth`` (state dict without any ``lora_*`` key) and ``config.py``
 (``load_from`` pointing at it).
@@ -26,8 +27,7 @@ from .atomic import atomic_path
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
                  'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRADetector', 'LieRARunner',
-                                 'SyntheticCocoDataset', 'TransferCocoDataset',
-                                 'TransferClsDataset')
+                                 'SyntheticCocoDataset')
 LIERA_DETECTOR_KEYS = ('detector', 'adapters', 'new_layers', 'trainable')
 
 
@@ -60,26 +60,30 @@ def _plain_model(model):
     return plain
 
 
-def _plain_datasets(node):
-    """Replace the generated datasets (SyntheticCocoDataset, TransferCocoDataset) by
-    CocoDataset (+ their metainfo), TransferClsDataset by CustomDataset (+ its task's classes)
-    anywhere in a config tree (the data already written stays readable by them)."""
+def _dataset_class(type_):
+    """The dataset class a config's ``type`` names, if any registry of mmliera's kinds knows it."""
+    if isinstance(type_, type):
+        return type_
+    if not isinstance(type_, str):
+        return None
+    from ..registry import DATASETS
+    name = type_.split('.')[-1]
+    return next((r.module_dict[name] for r in DATASETS.registries if name in r.module_dict), None)
+
+
+def _plain_datasets(node, modules):
+    """Replace every generated dataset anywhere in a config tree by the plain dataset its class
+    exports as (``plain_dataset(cfg)``: the data already written stays readable by it); the
+    modules of the replaced classes are added to ``modules``."""
     if isinstance(node, dict):
-        node = {k: _plain_datasets(v) for k, v in node.items()}
-        if node.get('type') == 'TransferClsDataset':
-            from ..datasets.transfer_cls import TASKS
-            task = (node.pop('synthetic', None) or {}).get('task', 'target')
-            node['type'] = 'CustomDataset'
-            node.setdefault('metainfo', dict(classes=list(TASKS[task])))
-        if node.get('type') in ('SyntheticCocoDataset', 'TransferCocoDataset'):
-            from ..registry import DATASETS
-            meta = DATASETS.get(node['type']).METAINFO
-            node.pop('synthetic', None)
-            node['type'] = 'CocoDataset'
-            node.setdefault('metainfo', dict(classes=meta['classes'], palette=meta['palette']))
+        node = {k: _plain_datasets(v, modules) for k, v in node.items()}
+        cls = _dataset_class(node.get('type'))
+        if cls is not None and callable(getattr(cls, 'plain_dataset', None)):
+            modules.add(cls.__module__)
+            node = dict(cls.plain_dataset(copy.deepcopy(node)))
         return node
     if isinstance(node, (list, tuple)):
-        return type(node)(_plain_datasets(v) for v in node)
+        return type(node)(_plain_datasets(v, modules) for v in node)
     return node
 
 
@@ -96,12 +100,16 @@ def _find_types(node, found, path=''):
 
 def plain_config(cfg: Config) -> Config:
     """A copy of ``cfg`` (mmengine Config) that plain mmdet builds without mmliera."""
-    d = _plain_datasets(copy.deepcopy(cfg.to_dict()))
+    dataset_modules = set()
+    d = _plain_datasets(copy.deepcopy(cfg.to_dict()), dataset_modules)
     d['model'] = _plain_model(d['model'])
     d['model']['backbone'] = _plain_backbone(d['model']['backbone'])
+
+    def serves_mmliera(m):  # mmliera, or a package that registered an exported dataset
+        return any(x == m or x.startswith(m + '.') for x in ['mmliera', *dataset_modules])
+
     imports = [
-        m for m in (d.get('custom_imports') or {}).get('imports', [])
-        if m != 'mmliera' and not m.startswith('mmliera.')
+        m for m in (d.get('custom_imports') or {}).get('imports', []) if not serves_mmliera(m)
     ]
     if str(d['model']['backbone'].get('type', '')).startswith('mmpretrain.') and \
             'mmpretrain.models' not in imports:

@@ -33,8 +33,9 @@ def read_state_dict(path):
     if path.endswith('.safetensors'):
         raise CheckpointMismatchError(
             f'{path} is an adapter-only checkpoint; tools/infer.py reads it directly, and '
-            f'for tools/test.py merge it first: `python tools/merge_adapters.py CONFIG {path} '
-            'OUT_DIR` then `python tools/test.py OUT_DIR/config.py OUT_DIR/model.pth`')
+            'for tools/test.py merge it first: `python '
+            f'tools/model_converters/merge_adapters.py CONFIG {path} OUT_DIR` then '
+            '`python tools/test.py OUT_DIR/config.py OUT_DIR/model.pth`')
     try:  # memory-mapped: a large checkpoint is not read twice into memory
         ckpt = safe_load(path, mmap=True)
     except Exception as e:
@@ -76,7 +77,7 @@ def checkpoint_mismatch(model: nn.Module,
         return (f'checkpoint {path} has weights for every layer of the model but none of its '
                 f'LieRA adapter tensors ({_groups(missing)}): it is a plain or merged model, '
                 'not a checkpoint of this LieRA config; evaluate a model written by '
-                'tools/merge_adapters.py with the config.py written beside it, or '
+                'tools/model_converters/merge_adapters.py with the config.py written beside it, or '
                 f'{TRAIN_HINT}')
     if missing:
         return (f'checkpoint {path} has no weights for {_groups(missing)} ({len(missing)} of '
@@ -86,7 +87,7 @@ def checkpoint_mismatch(model: nn.Module,
     if extra_adapters:
         return (f'checkpoint {path} holds LieRA adapter tensors ({_groups(extra_adapters)}) '
                 'but the config\'s model has no adapters there: use the config the run was '
-                'trained with, or merge them first with tools/merge_adapters.py')
+                'trained with, or merge them first with tools/model_converters/merge_adapters.py')
     shapes = [
         f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
         if tuple(state[k].shape) != tuple(v.shape)
@@ -112,5 +113,5 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Tuple[dict, Dict[str, 
 
 def check_config_checkpoint(cfg, path):
     """Build ``cfg.model`` (no weights are initialised or downloaded) and check ``path``."""
-    from ..apis.model import build_model
+    from ..models.builder import build_model
     check_checkpoint_fits(build_model(cfg), path)

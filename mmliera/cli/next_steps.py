@@ -51,6 +51,7 @@ def next_steps(cfg, config, work_dir):
                      f'{_short(work_dir)}/<timestamp>/show/):\n    python {tool}/test.py '
                      f'{config} {_short(ckpt)} --show-dir show')
     if glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
-        lines.append(f'  training curves (losses, mAP):\n    python {tool}/plot_curves.py '
-                     f'{_short(work_dir)} --out {osp.join(_short(work_dir), "curves.png")}')
+        lines.append(
+            f'  training curves (losses, mAP):\n    python {tool}/analysis_tools/plot_curves.py '
+            f'{_short(work_dir)} --out {osp.join(_short(work_dir), "curves.png")}')
     return os.linesep.join(lines)

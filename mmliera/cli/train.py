@@ -2,7 +2,7 @@
 
 Before the runner is built it checks that the config's data is there; expected mistakes end in
 one ``error: ...`` line (:mod:`.errors`). Training ends by printing the commands that make
-pictures (tools/infer.py) and curves (tools/plot_curves.py) of the run.
+pictures (tools/infer.py) and curves (tools/analysis_tools/plot_curves.py) of the run.
 """
 import argparse
 import os.path as osp

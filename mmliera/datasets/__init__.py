@@ -1,8 +1,3 @@
 from .synthetic_coco import SyntheticCocoDataset, ensure_synthetic_coco
-from .transfer_cls import TransferClsDataset, ensure_transfer_cls
-from .transfer_coco import TransferCocoDataset, ensure_transfer_coco
 
-__all__ = [
-    'SyntheticCocoDataset', 'ensure_synthetic_coco', 'TransferCocoDataset', 'ensure_transfer_coco',
-    'TransferClsDataset', 'ensure_transfer_cls'
-]
+__all__ = ['SyntheticCocoDataset', 'ensure_synthetic_coco']

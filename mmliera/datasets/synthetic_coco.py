@@ -206,3 +206,13 @@ class SyntheticCocoDataset(CocoDataset):
             raise ValueError(f'{type(self).__name__} needs data_root (where to write the data)')
         ensure_synthetic_coco(data_root, task=self.TASK, **{**self.DEFAULTS, **(synthetic or {})})
         super().__init__(*args, data_root=data_root, **kwargs)
+
+    @classmethod
+    def plain_dataset(cls, cfg: dict) -> dict:
+        """The plain dataset config that reads the data this one wrote (merge-and-export):
+        mmdet's ``CocoDataset`` with this task's classes and palette."""
+        cfg = dict(cfg, type='CocoDataset')
+        cfg.pop('synthetic', None)
+        cfg.setdefault('metainfo',
+                       dict(classes=cls.METAINFO['classes'], palette=cls.METAINFO['palette']))
+        return cfg

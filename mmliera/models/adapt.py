@@ -12,9 +12,9 @@ import contextlib
 import torch.nn as nn
 
 from .freeze_policy import FreezePolicy
+from .peft import inject as peft_inject
 from .peft.config import AdapterConfig
-from .peft.inject import (adapter_layers, init_adapters_from_weights, inject_adapters,
-                          warn_exact_zeros)
+from .peft.inject import adapter_layers, init_adapters_from_weights, warn_exact_zeros
 from .pretrained_report import pretrained_load_report
 
 ADAPTER_DEFAULTS = AdapterConfig.defaults()
@@ -23,6 +23,21 @@ ADAPTER_DEFAULTS = AdapterConfig.defaults()
 def adapter_config(adapter=None) -> dict:
     """The full adapter settings: defaults updated by ``adapter``; bad values raise."""
     return AdapterConfig.from_dict(adapter).to_dict()
+
+
+def inject_adapters(module: nn.Module, rank=None, *, freeze_base=True, **settings):
+    """Replace matching Conv2d/Linear submodules of ``module`` by LieRA layers, in place
+    (:func:`mmliera.models.peft.inject_adapters`: ``rank``, ``targets``, ``mode``, ...,
+    ``adapter=``, ``exclude=``, ``check_zeros=``); returns the sorted replaced names.
+
+    ``freeze_base`` (default True, as PEFT and mmpretrain's LoRAModel): afterwards only the
+    adapter parameters of ``module`` require grad (:class:`FreezePolicy` with no extra
+    pattern); ``False`` leaves every ``requires_grad`` as it was.
+    """
+    names = peft_inject.inject_adapters(module, rank, **settings)
+    if freeze_base:
+        FreezePolicy(adapted_modules=()).apply(module)
+    return names
 
 
 def adapt_module(module: nn.Module, adapter=None, trainable=(), exclude=()) -> nn.Module:
@@ -39,8 +54,8 @@ def adapt_module(module: nn.Module, adapter=None, trainable=(), exclude=()) -> n
     trainable = [trainable] if isinstance(trainable, str) else list(trainable or ())
     base_frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
     frozen_layers = {n.rpartition('.')[0] for n in base_frozen if n.endswith('.weight')}
-    module.liera_layers = inject_adapters(
-        module, adapter=cfg, check_zeros=False, freeze_base=False, exclude=exclude)
+    module.liera_layers = peft_inject.inject_adapters(
+        module, adapter=cfg, check_zeros=False, exclude=exclude)
     for name, layer in adapter_layers(module).items():
         if name in frozen_layers:  # the module froze this layer: its adapter stays frozen
             base_frozen |= {

@@ -30,6 +30,7 @@ from mmengine.hooks import Hook
 from ...checkpoint.atomic import atomic_path
 from ...checkpoint.safe_load import safe_load
 from ...registry import HOOKS
+from ..worker_init import set_worker_epoch
 
 
 def get_rng_state():
@@ -135,7 +136,6 @@ class ExactResumeHook(Hook):
         self._write_rank_file(runner)
 
     def before_train_epoch(self, runner):
-        from ..runner.worker_init import set_worker_epoch  # runner/ imports this module
         loader = getattr(runner.train_loop, 'dataloader', None)
         if loader is not None:  # persistent workers reseed from the epoch (worker_init.py)
             set_worker_epoch(loader, runner.epoch)

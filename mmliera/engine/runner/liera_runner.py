@@ -21,8 +21,8 @@ from ..hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from ..hooks.exact_resume_hook import ExactResumeHook
 from ..hooks.freeze_hook import freeze_hooks_of
 from ..hooks.nonfinite_loss_hook import NonFiniteLossHook
+from ..worker_init import end_workers_with_process, reseed_workers_each_epoch
 from .adapter_weight_decay import ADAPTER_DECAY_MULT, split_adapter_decay
-from .worker_init import end_workers_with_process, reseed_workers_each_epoch
 
 
 class _DropFrozenSkips(logging.Filter):

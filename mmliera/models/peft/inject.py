@@ -69,7 +69,6 @@ def inject_adapters(module: nn.Module,
                     *,
                     targets=None,
                     check_zeros=True,
-                    freeze_base=True,
                     adapter=None,
                     exclude=(),
                     **options) -> List[str]:
@@ -79,10 +78,10 @@ def inject_adapters(module: nn.Module,
     ``alpha``, ``dropout``, ``dora``, ``init``, ``targets``), or ``adapter=AdapterConfig(...)``
     / a dict of them. Weights are shared, not copied. All-or-nothing: every adapter is
     validated and built before any submodule is replaced. Returns the sorted replaced names.
-    ``freeze_base`` (default True, as PEFT and mmpretrain's LoRAModel): afterwards only the
-    adapter parameters of ``module`` require grad (the freezing policy of
-    :class:`mmliera.FreezePolicy` with no extra pattern); ``False`` leaves requires_grad as it
-    was. ``check_zeros``: warn per layer about exact zeros in W (pass False when the real
+    No parameter's ``requires_grad`` changes here: freezing is the layer above's
+    (``mmliera.inject_adapters`` and :func:`mmliera.models.adapt_module` apply
+    :class:`mmliera.FreezePolicy` afterwards). ``check_zeros``: warn per layer about exact zeros in
+    W (pass False when the real
     weights are loaded later, and call :func:`warn_exact_zeros` then). ``exclude``: module
     names (relative to ``module``) left without adapters, their submodules too.
     """
@@ -110,9 +109,6 @@ def inject_adapters(module: nn.Module,
             old, name=name, check_zeros=check_zeros, **plan[name].layer_settings())))
     for parent, child, new in built:
         setattr(parent, child, new)
-    if freeze_base:
-        from ..freeze_policy import FreezePolicy
-        FreezePolicy(adapted_modules=()).apply(module)
     return sorted(plan)
 
 

@@ -1,4 +1,0 @@
-# LieRA (Taylor) + norms: LieRA's factors and the backbone's norms / GRN / biases train.
-_base_ = ['./liera_taylor.py']
-custom_hooks = [dict(type='LieRAFreezeHook', trainable={{_base_.norm_patterns}}),
-                {{_base_.pretrain_hook}}]
