@@ -4,7 +4,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'support'))
 
 from helpers import DEMO, PRETRAIN, runner_output, tool_output, write_cfg  # noqa: E402
 

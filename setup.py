@@ -32,7 +32,7 @@ setup(
         'setuptools>=77.0.3,<81',
     ],
     extras_require={
-        # the linters of .pre-commit-config.yaml, checked by tests/test_lint.py
+        # the linters of .pre-commit-config.yaml, checked by tests/package/test_lint.py
         'tests': [
             'pytest>=7', 'pytest-timeout>=2.1', 'pytest-xdist>=3.5', 'flake8>=7', 'isort>=5.13',
             'yapf==0.43.0'

@@ -4,7 +4,7 @@ Importing this package checks the environment and registers every mmliera compon
 registries, so an mmdet-scoped config only needs
 ``custom_imports = dict(imports=['mmliera'], allow_failed_imports=False)``.
 
-Layers (a module imports only its own layer and those below; tests/test_import_layers.py):
+Layers (a module imports only its own layer and those below; tests/package/test_import_layers.py):
 ``utils``, ``registry`` -> ``models`` (``models/peft``: formulas, layers, AdapterConfig,
 injection, standing alone; adapted backbones and detectors, FreezePolicy) and ``datasets`` ->
 ``checkpoint`` (adapter files, fit checks, export, resume) -> ``engine`` (runner, hooks) ->

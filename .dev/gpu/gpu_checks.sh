@@ -21,7 +21,7 @@
 # runs even when an earlier one failed; the exit status is that of the first failure.
 # Environment: PYTHON (default python), GPU_CHECKS_DEADLINE (seconds since the epoch by which
 # everything must end; default: none), GPU_CHECKS_STEPS (comma-separated: only these steps),
-# GPU_CHECKS_TESTS (what `suite` runs, default tests), GPU_CHECKS_JOBS (xdist workers, default 8).
+# GPU_CHECKS_TESTS (what `suite` runs, default: all, as README's test command), GPU_CHECKS_JOBS (xdist workers, default 8).
 # A step past its time gets SIGINT first, so pytest still prints its summary of failures.
 set -uo pipefail
 # name | cap (s) | in quick | command (run from the checkout; $PY, $OUT, $XDIST, $TESTS and
@@ -53,7 +53,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1
-TESTS=${GPU_CHECKS_TESTS:-tests}
+TESTS=${GPU_CHECKS_TESTS:-}  # empty: setup.cfg's testpaths (the library's and the study's tests)
 XDIST=
 "$PY" -c "import xdist" 2>/dev/null && XDIST="-n ${GPU_CHECKS_JOBS:-8} --dist loadfile"
 DEADLINE=${GPU_CHECKS_DEADLINE:-0}

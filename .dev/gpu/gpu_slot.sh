@@ -23,8 +23,10 @@ STEPS="kit|60|install KIT's wheels (.dev/gpu/gpu_kit.txt, --no-index --no-deps) 
 stack|420|tools/setup_env.sh offline: torch kept, mmcv from KIT's wheel (~30 s) or built (~6 min)
 checks|rest|.dev/gpu/gpu_checks.sh, in its order, each step cut to what is left (45 s kept for pack)
 pack|15|summary.txt, results.tar.gz, wheel pieces into OUT"
-START_UP_S=180  # the device machine's start and the transfers, outside this command
-SLOT_S=720      # what the plan may use of the 15-minute slot
+DEVICE_SLOT_S=900    # the device's time per session, start-up included
+COMMAND_LIMIT_S=600  # the device's limit per command
+START_UP_S=180       # the device machine's start and the transfers, outside this command
+SLOT_S=720           # what the plan may use of DEVICE_SLOT_S
 
 if [ "${1:-}" = --plan ]; then
   budget=${2:-540}
@@ -33,7 +35,7 @@ if [ "${1:-}" = --plan ]; then
     printf '%-7s %5s s  %s\n' "$name" "$cap" "$what"
   done <<< "$STEPS"
   echo 'checks:'
-  bash "$ROOT/tools/gpu_checks.sh" --plan | sed 's/^/  /'
+  bash "$ROOT/.dev/gpu/gpu_checks.sh" --plan | sed 's/^/  /'
   exit 0
 fi
 
@@ -43,7 +45,7 @@ OUT=${2:?usage: bash .dev/gpu/gpu_slot.sh KIT OUT [BUDGET_S] | --plan}
 BUDGET=${3:-540}
 case "$BUDGET" in ''|*[!0-9]*) die "BUDGET_S '$BUDGET' is not a number of seconds" ;; esac
 [ -d "$KIT" ] || die "no kit folder '$KIT': make it with 'bash .dev/gpu/gpu_kit.sh $KIT' on a machine with PyPI"
-[ -f "$ROOT/tools/gpu_kit.txt" ] || die ".dev/gpu/gpu_kit.txt is missing from the checkout"
+[ -f "$ROOT/.dev/gpu/gpu_kit.txt" ] || die ".dev/gpu/gpu_kit.txt is missing from the checkout"
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || die "no '$PY' here: set PYTHON to the interpreter that has torch"
 "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null || \
@@ -94,7 +96,7 @@ run_step() {  # run_step NAME CAP COMMAND: bounded by CAP and the deadline, logg
 }
 
 export ROOT PY FLAT
-KIT_CMD='mapfile -t specs < <(grep -v "^#" "$ROOT/tools/gpu_kit.txt" | grep .)
+KIT_CMD='mapfile -t specs < <(grep -v "^#" "$ROOT/.dev/gpu/gpu_kit.txt" | grep .)
 "$PY" -m pip install -q --no-deps --no-compile "${specs[@]}" &&
   "$PY" -m pip install -q --no-deps --no-build-isolation --use-pep517 -e "$ROOT"'
 STACK_CMD='MMLIERA_TARGET=cuda MMLIERA_WHEELS="$FLAT" MMLIERA_WHEEL_OUT=/tmp/gpu_slot_wheel \
@@ -109,7 +111,7 @@ if [ $status -eq 0 ]; then
 fi
 if [ $status -eq 0 ]; then
   note "== checks: $((DEADLINE - $(date +%s) - 45)) s left"
-  GPU_CHECKS_DEADLINE=$((DEADLINE - 45)) bash "$ROOT/tools/gpu_checks.sh" "$LOGS/checks" \
+  GPU_CHECKS_DEADLINE=$((DEADLINE - 45)) bash "$ROOT/.dev/gpu/gpu_checks.sh" "$LOGS/checks" \
     > "$LOGS/checks.log" 2>&1 < /dev/null
   rc=$?
   sed 's/^/   /' "$LOGS/checks/summary.txt" >> "$SUMMARY" 2>/dev/null

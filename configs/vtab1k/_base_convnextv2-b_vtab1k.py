@@ -2,7 +2,7 @@
 # trained on train800val200 (all 1,000 labelled images), tested on test, unnormalised inputs.
 # The task comes from the environment (default: cifar, i.e. CIFAR-100):
 #     VTAB_TASK=dtd python tools/train.py configs/vtab1k/liera_r8_convnextv2-b_vtab1k.py
-# Data layout (README "VTAB-1k"): data/vtab-1k/<task>/{train800val200.txt,test.txt,images/},
+# Data layout (docs/classification.md): data/vtab-1k/<task>/{train800val200.txt,test.txt,images/},
 # each line of a list "images/<file> <label>". LieRA Taylor on every Conv2d of the backbone
 # (stem, downsampling and depthwise 7x7 convs; ConvNeXt's pointwise convs are Linear layers and
 # are not adapted): with the 100-class head this gives Table 1's parameter counts.

@@ -14,7 +14,7 @@ from ..utils.errors import UserError
 
 README_COCO = ("README's section 'The paper's setting on COCO' (COCO 2017 under data/coco/: "
                'annotations/instances_{train,val}2017.json, train2017/, val2017/)')
-README_VTAB = ("README's section 'Classification: VTAB-1k' (one folder per task under "
+README_VTAB = ('docs/classification.md (one folder per task under '
                'data/vtab-1k/: <task>/train800val200.txt, <task>/test.txt, <task>/images/)')
 
 

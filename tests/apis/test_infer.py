@@ -15,8 +15,8 @@ from mmliera.checkpoint.fit import CheckpointMismatchError
 
 pytestmark = pytest.mark.slow  # a trained run (conftest.py: tiny_run) and inference
 
-# tools/infer.py runs in this process (tests/helpers.py: tool_in_process); that a real process
-# shows one error line and no traceback is tests/tools/test_tool_errors.py's check
+# tools/infer.py runs in this process (tests/support/helpers.py: tool_in_process); that a real
+# process shows one error line and no traceback is tests/tools/test_tool_errors.py's check
 
 CLASSES = ['square', 'disc', 'triangle']
 THR = 0.05  # the model trains 2 iterations: its scores are low, but it predicts

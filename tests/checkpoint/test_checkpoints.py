@@ -164,7 +164,7 @@ def test_safe_load_accepts_mmengine_checkpoints_and_refuses_code(tiny_run, tmp_p
     ck = safe_load(tiny_run['ckpt'])
     assert {'meta', 'state_dict', 'optimizer', 'message_hub'} <= set(ck)
     # mmengine 0.10.7 calls plain torch.load: with mmliera imported the allow-list is
-    # registered process-wide (issue 22), so that works as well
+    # registered process-wide at import, so that works as well
     assert 'message_hub' in torch.load(tiny_run['ckpt'], weights_only=True)
 
     class Evil:

@@ -87,6 +87,38 @@ def test_classification_study_config_exports_to_plain_mmpretrain_terms():
     assert mmliera_parts(plain) == []
     ds = plain.train_dataloader.dataset
     assert ds.type == 'CustomDataset' and 'synthetic' not in ds
+    # the study's package registered that dataset: its import goes with it
+    assert 'projects.liera_study.liera_study' in cfg.custom_imports.imports
+    assert not any(
+        m.startswith(('mmliera', 'projects.'))
+        for m in (plain.get('custom_imports') or {}).get('imports', []))
     assert ds.metainfo.classes == ['square', 'disc', 'triangle', 'cross', 'star']
     bb = plain.model.backbone
     assert bb.type == 'mmpretrain.ConvNeXt' and 'adapter' not in bb
+
+
+def test_any_generated_dataset_says_what_it_exports_as():
+    """The exporter knows no dataset by name: a registered class with ``plain_dataset(cfg)``
+    is replaced by what that returns, wherever it sits in the config."""
+    from mmdet.datasets import CocoDataset
+
+    from mmliera.registry import DATASETS
+
+    class MadeHere(CocoDataset):
+
+        @classmethod
+        def plain_dataset(cls, cfg):
+            cfg = dict(cfg, type='CocoDataset', metainfo=dict(classes=['a']))
+            cfg.pop('recipe')
+            return cfg
+
+    DATASETS.register_module(name='ExportProbeDataset', force=True, module=MadeHere)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py'))
+    cfg.train_dataloader.dataset = dict(
+        type='ConcatDataset',
+        datasets=[
+            dict(type='ExportProbeDataset', recipe=1, data_root='d/'), cfg.val_dataloader.dataset
+        ])
+    plain = plain_config(cfg)
+    first = plain.train_dataloader.dataset.datasets[0]
+    assert first == dict(type='CocoDataset', metainfo=dict(classes=['a']), data_root='d/')

@@ -12,7 +12,16 @@ import torch
 from packaging.requirements import Requirement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLOT_S, COMMAND_LIMIT_S = 15 * 60, 10 * 60  # the device slot and its per-command limit
+
+
+def _slot_setting(name):
+    """A setting of the device slot as gpu_slot.sh declares it (the machine's limits live in
+    the script, not here)."""
+    text = open(os.path.join(ROOT, '.dev', 'gpu', 'gpu_slot.sh')).read()
+    return int(re.search(rf'^{name}=(\d+)', text, re.M).group(1))
+
+
+SLOT_S, COMMAND_LIMIT_S = _slot_setting('DEVICE_SLOT_S'), _slot_setting('COMMAND_LIMIT_S')
 CHECKS = [
     'whole_amp', 'cuda_tests', 'bench_384_amp', 'bench_paper_amp', 'demo_amp', 'bench_384_fp32',
     'suite', 'study'
@@ -36,7 +45,7 @@ def bash(*args, env=None, **kw):
 
 @pytest.mark.parametrize('script', ['gpu_slot.sh', 'gpu_checks.sh', 'gpu_kit.sh', 'gpu_study.sh'])
 def test_scripts_parse(script):
-    out = bash('-n', f'tools/{script}')
+    out = bash('-n', f'.dev/gpu/{script}')
     assert out.returncode == 0, out.stderr
 
 
@@ -168,7 +177,7 @@ def test_checks_past_the_deadline_skip_every_step_and_say_so(tmp_path):
 
 def test_kit_list_pins_what_the_gpu_image_would_get_wrong():
     reqs = [
-        Requirement(line) for line in open(f'{ROOT}/tools/gpu_kit.txt').read().splitlines()
+        Requirement(line) for line in open(f'{ROOT}/.dev/gpu/gpu_kit.txt').read().splitlines()
         if line.strip() and not line.startswith('#')
     ]
     by_name = {r.name.lower(): r.specifier for r in reqs}
@@ -195,3 +204,17 @@ def test_slot_refuses_with_one_error_line(tmp_path, args, match):
     assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: '), out.stderr
     assert match in lines[0]
     assert not (tmp_path / 'OUT').exists()  # nothing half-written
+
+
+def test_committed_gpu_records_hold_no_absolute_path():
+    """The raw records of earlier GPU runs name their files relative to their work dir, like
+    the study's records (the machine's /tmp means nothing elsewhere)."""
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, '.dev', 'gpu', 'results')):
+        for f in files:
+            if f == 'results.json':
+                text = open(os.path.join(folder, f)).read()
+                found += [os.path.join(folder, f)] if re.search(r'"/(tmp|work|root|home)/',
+                                                                text) else []
+                json.loads(text)
+    assert found == []

@@ -107,7 +107,8 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
 
 CUT_SCRIPT = r'''
 import os, signal, sys
-sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], 'tests')]
+tests = os.path.join(sys.argv[1], 'tests')
+sys.path[:0] = [sys.argv[1], os.path.join(tests, 'support'), os.path.join(tests, 'engine')]
 from mmengine.fileio.backends import LocalBackend
 from test_fault_units import toy_runner
 
@@ -346,7 +347,7 @@ class Noisy(torch.utils.data.Dataset):
 def _persistent_loader(seed=0):
     from mmengine.dataset import worker_init_fn
 
-    from mmliera.engine.runner.worker_init import reseed_workers_each_epoch
+    from mmliera.engine.worker_init import reseed_workers_each_epoch
     loader = torch.utils.data.DataLoader(
         Noisy(),
         batch_size=2,
@@ -357,7 +358,7 @@ def _persistent_loader(seed=0):
 
 
 def _epoch(loader, epoch):
-    from mmliera.engine.runner.worker_init import set_worker_epoch
+    from mmliera.engine.worker_init import set_worker_epoch
     set_worker_epoch(loader, epoch)
     return torch.cat(list(loader)).tolist()
 
@@ -489,7 +490,7 @@ import importlib.util, os, sys, time, torch
 # the module alone, by its path (it imports only torch and the standard library): not the
 # whole mmliera package and its mmdet / mmpretrain imports
 spec = importlib.util.spec_from_file_location(
-    'worker_init', os.path.join(sys.argv[1], 'mmliera', 'engine', 'runner', 'worker_init.py'))
+    'worker_init', os.path.join(sys.argv[1], 'mmliera', 'engine', 'worker_init.py'))
 worker_init = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(worker_init)
 end_workers_with_process = worker_init.end_workers_with_process

@@ -34,8 +34,8 @@ def _on_the_cpu():
 @pytest.fixture(scope='module')
 def fault_cfg(tmp_path_factory):
     """The tiny demo at 128 px, 4 iterations of batch 2, checkpoints every 2, one loader worker, no
-    validation (no test reads its mAP), and the fault hooks of tests/fault_hooks.py (inactive
-    unless their variables are set)."""
+    validation (no test reads its mAP), and the fault hooks of tests/support/fault_hooks.py
+    (inactive unless their variables are set)."""
     tmp = tmp_path_factory.mktemp('faults')
     return write_cfg(
         tmp / 'faults.py', tiny_demo_cfg(tmp, iters=4, validate=False, size=128), """
@@ -256,7 +256,7 @@ def test_two_nodes_over_loopback(fault_cfg, dist_straight, tmp_path):
     work, port = tmp_path / 'w', str(free_port())
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join([os.path.join(ROOT, 'tests'), ROOT]),
+        PYTHONPATH=os.pathsep.join([os.path.join(ROOT, 'tests', 'support'), ROOT]),
         NNODES='2',
         MASTER_ADDR='127.0.0.1',
         PORT=port)

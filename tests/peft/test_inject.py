@@ -174,7 +174,7 @@ def _readme_snippet(title):
 
 def test_readme_adapter_layers_snippet_trains_only_the_factors():
     """README's plain-PyTorch snippet, run as written: one step moves only A and B."""
-    code = _readme_snippet('The adapter layers')
+    code = _readme_snippet('The Python API')
     spy = {}
     real_step = torch.optim.AdamW.step
 
@@ -200,3 +200,22 @@ def test_readme_adapter_layers_snippet_trains_only_the_factors():
     assert any(n.endswith('lora_B') for n in moved)
     assert all(not p.requires_grad for n, p in model.named_parameters() if n not in factors)
     assert all(p.grad is None for n, p in model.named_parameters() if n not in factors)
+
+
+def test_readme_own_config_snippet_builds_and_trains_only_the_factors(tmp_path):
+    """README's "In your own config" snippet, as a config file: mmdet's Mask R-CNN R-50 with
+    LieRA in its backbone; the backbone trains only adapter factors (frozen_stages kept)."""
+    from mmengine.config import Config
+
+    from mmliera.apis import build_model
+    from mmliera.models.peft import is_adapter_factor
+    path = tmp_path / 'own.py'
+    path.write_text(_readme_snippet('In your own config'))
+    cfg = Config.fromfile(str(path))
+    assert cfg.runner_type == 'LieRARunner' and cfg.custom_hooks == [dict(type='LieRAFreezeHook')]
+    cfg.model.backbone.backbone.init_cfg = None  # no download
+    model = build_model(cfg)
+    trains = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
+    assert trains and all(is_adapter_factor(n) for n in trains)
+    assert not any(n.startswith('layer1.') for n in trains)  # frozen_stages=1: adapters too
+    assert model.backbone.liera_adapter['rank'] == 16

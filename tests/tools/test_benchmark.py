@@ -133,7 +133,8 @@ def test_without_peft_its_ratios_are_none(bench):
 
 
 def _benchmark_module():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', f'{ROOT}/tools/benchmark.py')
+    spec = importlib.util.spec_from_file_location('benchmark_tool',
+                                                  f'{ROOT}/tools/analysis_tools/benchmark.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -2,6 +2,8 @@
 test, paired
 intervals, diagnostics, resume; unit tests of the grid, the selection rule, the statistics and
 the plot, plus one real (tiny) comparison."""
+import contextlib
+import io
 import json
 import math
 import os
@@ -14,11 +16,25 @@ from tiny_demo import TRANSFER
 from tiny_demo import tiny_transfer_cfg as tiny_method
 
 
-def run_tool(*args):
-    """The comparison driver in this process (its training runs are subprocesses as always):
-    returns (exit code, stdout)."""
-    code, out, err = tool_in_process('compare_methods', *args)
-    return code, out + err
+def run_tool(*args, runs=None):
+    """The comparison driver in this process: (exit code, stdout + stderr). Its training runs
+    are subprocesses as always; with ``runs`` (:func:`_stand_ins`) they are stand-ins, given to
+    the tool's ``main`` (the study's ``train`` / ``test`` seams), called as the tool calls it."""
+    if runs is None:
+        code, out, err = tool_in_process('compare_methods', *args)
+        return code, out + err
+    from mmliera.cli import exit_on_user_error
+    from projects.liera_study.liera_study.compare import main
+    buf = io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(buf), \
+            contextlib.redirect_stderr(buf):
+        try:
+            code = exit_on_user_error(main)([str(a) for a in args],
+                                            train=runs.train,
+                                            test=runs.test)
+        except SystemExit as e:
+            code = e.code
+    return code, buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,15 +67,15 @@ def test_grid_per_method_overrides_the_general_one_and_keys_resolve():
     (['lr_mult=1,1'], 'a value is given twice'),
 ])
 def test_bad_grids_are_refused(specs, msg):
+    from projects.liera_study.liera_study.compare.errors import ComparisonError
     from projects.liera_study.liera_study.compare.grid import parse_grid
-    from projects.liera_study.liera_study.compare.runs import ComparisonError
     with pytest.raises(ComparisonError, match=msg.replace('[', r'\[').replace(']', r'\]')):
         parse_grid(specs, ['a'])
 
 
 def test_unknown_or_ambiguous_keys_name_the_fix():
+    from projects.liera_study.liera_study.compare.errors import ComparisonError
     from projects.liera_study.liera_study.compare.grid import resolve_key
-    from projects.liera_study.liera_study.compare.runs import ComparisonError
     cfg = dict(a=dict(lr=1), b=dict(lr=2), c=dict(d=3))
     with pytest.raises(ComparisonError, match=r'several keys ending in \.lr: a\.lr, b\.lr'):
         resolve_key(cfg, 'lr', 'm')
@@ -135,7 +151,7 @@ def test_the_grid_table_lists_settings_low_to_high_when_a_grid_was_extended_late
 
 def test_pairs_split_where_both_sides_are_methods():
     from projects.liera_study.liera_study.compare import parse_pairs
-    from projects.liera_study.liera_study.compare.runs import ComparisonError
+    from projects.liera_study.liera_study.compare.errors import ComparisonError
     names = ['lora', 'liera-t', 'full']
     assert parse_pairs(['liera-t-lora', 'full-lora'], names) == [('liera-t', 'lora'),
                                                                  ('full', 'lora')]
@@ -287,22 +303,34 @@ def test_a_run_that_detects_nothing_says_so_in_the_grid(tmp_path, monkeypatch):
     assert record2['status'] == 'trained' and 'val_note' not in record2, record2
 
 
-def _stand_ins(monkeypatch, val, fail=()):
-    """Replace the tool's training and testing (subprocesses) by stand-ins: a run's val bbox
-    and segm mAP are ``val(method, lr_mult)``; methods in ``fail`` fail in training."""
-    import projects.liera_study.liera_study.compare as compare
-    trained = []
+class _StandIns:
+    """Stand-ins for the tool's training and testing (subprocesses), given to its ``main`` as
+    the study's ``train`` and ``test``: a run's val bbox and segm mAP are ``val(method,
+    lr_mult)``; methods in ``fail`` fail in training; ``trained`` lists the methods trained, in
+    order. A test may put its own ``train`` (e.g. one wrapping this one) in its place."""
 
-    def fake_train(record, config, options, run_dir, metrics, env=None, resume=False, val_iters=()):
+    def __init__(self, val, fail=()):
+        self.val, self.fail, self.trained = val, fail, []
+        self.train, self.test = self.fake_train, self.fake_test
+
+    def fake_train(self,
+                   record,
+                   config,
+                   options,
+                   run_dir,
+                   metrics,
+                   env=None,
+                   resume=False,
+                   val_iters=()):
         os.makedirs(run_dir, exist_ok=True)
         name = os.path.basename(config)[:-3]
-        trained.append(name)
+        self.trained.append(name)
         log = os.path.join(run_dir, 'run.log')
-        if name in fail:
+        if name in self.fail:
             record.update(status='failed', log=log, train_s=1.0, error='train exit status 1: boom')
             return record
         lr_mult = next((v for k, v in options.items() if k.endswith('lr_mult')), 1)
-        score = val(name, lr_mult)
+        score = self.val(name, lr_mult)
         ckpt = os.path.join(run_dir, 'iter_3.pth')
         open(ckpt, 'w').close()
         record.update(
@@ -317,13 +345,14 @@ def _stand_ins(monkeypatch, val, fail=()):
             val=dict(bbox_mAP=score, segm_mAP=score))
         return record
 
-    def fake_test(record, config, options, metrics, env=None):
+    def fake_test(self, record, config, options, metrics, env=None):
         record.update(status='ok', test_s=1.0, bbox_mAP=0.5, segm_mAP=0.5)
         return record
 
-    monkeypatch.setattr(compare, 'train', fake_train)
-    monkeypatch.setattr(compare, 'test', fake_test)
-    return trained
+
+def _stand_ins(val, fail=()):
+    """:class:`_StandIns` (pass it to :func:`run_tool` as ``runs``)."""
+    return _StandIns(val, fail)
 
 
 def _two_methods(tmp_path):
@@ -333,15 +362,23 @@ def _two_methods(tmp_path):
     ]
 
 
-def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path, monkeypatch):
+def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path):
     """Screening with stand-in runs: lora's best is the grid's highest value (warned about,
     noted in grid.md), liera's lies inside (no warning); the best is chosen either way."""
     shape = dict(lora={1: 0.1, 3: 0.2, 10: 0.3}, liera={1: 0.1, 3: 0.3, 10: 0.2})
-    _stand_ins(monkeypatch, lambda name, lr_mult: shape[name][lr_mult])
+    runs = _stand_ins(lambda name, lr_mult: shape[name][lr_mult])
     methods = _two_methods(tmp_path)
     work = tmp_path / 'work'
-    code, out = run_tool(*methods, '--grid', 'lr_mult=1,3,10', '--seeds', '0', '--no-diagnostics',
-                         '--work-dir', str(work))
+    code, out = run_tool(
+        *methods,
+        '--grid',
+        'lr_mult=1,3,10',
+        '--seeds',
+        '0',
+        '--no-diagnostics',
+        '--work-dir',
+        str(work),
+        runs=runs)
     assert code == 0, out
     assert 'lora: chose lr_mult=10' in out and 'liera: chose lr_mult=3' in out
     warned = [line for line in out.splitlines() if line.startswith('WARNING')]
@@ -357,7 +394,7 @@ def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path, monkeypat
 
 
 @pytest.mark.slow  # four passes of the tool (~35 s)
-def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeypatch):
+def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path):
     """With stand-in runs: a failed run is never "done" (a restart trains it again); a run
     recorded from another starting checkpoint (weights sha256) is trained again, and a run
     whose study holds runs from another start says so."""
@@ -367,14 +404,16 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     assert fingerprint(methods[0], {'train_cfg.max_iters': 4}) != fingerprint(methods[0], {})
     work = tmp_path / 'work'
     args = [*methods, '--seeds', '0', '--no-diagnostics', '--work-dir', str(work)]
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2, fail={'liera'})
-    code, out = run_tool(*args)
+    stand_ins = _stand_ins(lambda name, lr_mult: 0.2, fail={'liera'})
+    trained = stand_ins.trained
+    code, out = run_tool(*args, runs=stand_ins)
     assert code == 1 and 'liera seed 0: FAILED (train exit status 1: boom)' in out, out
     assert trained == ['lora', 'liera']
-    code, out = run_tool(*args)  # the failed run again, the finished one not
+    code, out = run_tool(*args, runs=stand_ins)  # the failed run again, the finished one not
     assert code == 1 and trained[2:] == ['liera'] and 'lora seed 0: done earlier' in out, out
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
-    code, out = run_tool(*args)
+    stand_ins = _stand_ins(lambda name, lr_mult: 0.2)
+    trained = stand_ins.trained
+    code, out = run_tool(*args, runs=stand_ins)
     assert code == 0 and trained == ['liera'], out
     results = json.loads((work / 'results.json').read_text())
     runs = {r['method']: r for r in results['runs']}
@@ -389,7 +428,7 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
     ]
     results['runs'] += history
     (work / 'results.json').write_text(json.dumps(results))
-    code, out = run_tool(*args)
+    code, out = run_tool(*args, runs=stand_ins)
     assert code == 0 and trained == ['liera', 'lora', 'liera'], out  # not "done earlier"
     warned = [line for line in out.splitlines() if 'WARNING: started from a backbone' in line]
     assert len(warned) == 1, out  # once, not for every run
@@ -397,11 +436,12 @@ def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path, monkeyp
         'dddd' not in warned[0], warned
 
 
-def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path, monkeypatch):
+def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path):
     """--add-runs with a tested run under the same key (method, setting, seed, phase) but of
     another schedule (an earlier pass): the study's own tested run of this plan stays and is
     not trained again; an added run only fills a key the study has no run for."""
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
+    runs = _stand_ins(lambda name, lr_mult: 0.2)
+    trained = runs.trained
     lora = tiny_method(tmp_path, 'lora', 'lora.py')
     work = tmp_path / 'work'
     args = [
@@ -409,7 +449,7 @@ def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path,
         'train_cfg.max_iters=4', '--work-dir',
         str(work)
     ]
-    code, out = run_tool(*args)
+    code, out = run_tool(*args, runs=runs)
     assert code == 0 and trained == ['lora', 'lora'], out
     earlier = json.loads((work / 'results.json').read_text())
     for r in earlier['runs']:
@@ -418,27 +458,28 @@ def test_added_runs_of_another_schedule_do_not_replace_this_studys_own(tmp_path,
     own = json.loads((work / 'results.json').read_text())
     own['runs'] = [r for r in own['runs'] if r['seed'] == 0]  # seed 1: only the added one
     (work / 'results.json').write_text(json.dumps(own))
-    code, out = run_tool(*args, '--add-runs', str(tmp_path / 'earlier.json'))
+    code, out = run_tool(*args, '--add-runs', str(tmp_path / 'earlier.json'), runs=runs)
     assert code == 0 and 'lora seed 0: done earlier (test bbox mAP 0.500' in out, out
     assert trained == ['lora', 'lora',
                        'lora'], out  # seed 1 again: the added one is not this plan's
 
 
-def test_report_only_rewrites_the_outputs_from_the_records_and_trains_nothing(
-        tmp_path, monkeypatch):
+def test_report_only_rewrites_the_outputs_from_the_records_and_trains_nothing(tmp_path):
     """--report-only after a study of seed 0: another --diff pair and a seed not made yet give
     new pairs.md rows and a count of the runs left out, nothing trained or tested; the study's
     own command stays in meta. Without results.json, or with --rerun, it is refused."""
     shape = dict(lora={1: 0.1, 3: 0.2}, liera={1: 0.2, 3: 0.1})
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: shape[name][lr_mult])
+    runs = _stand_ins(lambda name, lr_mult: shape[name][lr_mult])
+    trained = runs.trained
     methods = _two_methods(tmp_path)
     work = tmp_path / 'work'
     args = [*methods, '--grid', 'lr_mult=1,3', '--no-diagnostics', '--work-dir', str(work)]
-    code, out = run_tool(*args, '--seeds', '0', '1', '--diff', 'liera-lora')
+    code, out = run_tool(*args, '--seeds', '0', '1', '--diff', 'liera-lora', runs=runs)
     assert code == 0 and len(trained) == 6, out  # 2 x 2 screening (seed 0's finals), seed 1
     assert 'lora − liera' not in (work / 'pairs.md').read_text()
     before = json.loads((work / 'results.json').read_text())
-    code, out = run_tool(*args, '--seeds', '0', '1', '2', '--diff', 'lora-liera', '--report-only')
+    code, out = run_tool(
+        *args, '--seeds', '0', '1', '2', '--diff', 'lora-liera', '--report-only', runs=runs)
     assert code == 0, out
     assert len(trained) == 6, trained  # nothing trained (nor tested: no "testing" line)
     assert 'testing' not in out and 'lora: chose lr_mult=3' in out, out
@@ -458,12 +499,12 @@ def test_report_only_rewrites_the_outputs_from_the_records_and_trains_nothing(
     assert not (tmp_path / 'none').exists()
 
 
-def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monkeypatch):
+def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path):
     """Final runs recorded with other final options (a longer schedule chosen later) are left
     out of the tables from the start of the new pass, before any new final run is made; the
     screening runs are kept (not trained again) and the old records stay in results.json."""
-    import projects.liera_study.liera_study.compare as compare
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
+    runs = _stand_ins(lambda name, lr_mult: 0.1 * lr_mult)
+    trained = runs.trained
     methods = _two_methods(tmp_path)
     work = tmp_path / 'work'
 
@@ -474,7 +515,7 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
             str(work)
         ]
 
-    code, out = run_tool(*args(4))
+    code, out = run_tool(*args(4), runs=runs)
     assert code == 0 and len(trained) == 8, out  # 2 x 2 screening, 2 x 2 final
     table = (work / 'table.md').read_text()
     assert '| lora | lr_mult=3 |' in table and table.count('0, 1 |') == 2, table
@@ -482,8 +523,8 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     def interrupted(record, *_, **__):
         raise KeyboardInterrupt  # (the new pass stops at its first final run)
 
-    monkeypatch.setattr(compare, 'train', interrupted)
-    code, out = run_tool(*args(5), '--order', 'seed')  # (both screened before any final)
+    runs.train = interrupted
+    code, out = run_tool(*args(5), '--order', 'seed', runs=runs)  # (both screened first)
     assert code == 130 and 'lora: chose lr_mult=3' in out and '[lora: screen' not in out, out
     results = json.loads((work / 'results.json').read_text())
     finals = [r for r in results['runs'] if r.get('final')]
@@ -497,15 +538,15 @@ def test_finals_of_another_schedule_are_not_reported_as_this_ones(tmp_path, monk
     assert '| liera | lr_mult=3 | - | - |' in table and '0.500' not in table, table
 
 
-def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, monkeypatch):
+def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path):
     """--jobs 2: two runs at a time (never more), each with --threads CPU threads in its
     environment and in its record; the same choices, runs and figures as one at a time."""
     import threading
     import time
 
-    import projects.liera_study.liera_study.compare as compare
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
-    fake_train, guard = compare.train, threading.Lock()
+    runs = _stand_ins(lambda name, lr_mult: 0.1 * lr_mult)
+    trained = runs.trained
+    fake_train, guard = runs.train, threading.Lock()
     live, peak, envs = [0], [0], []
 
     def slow_train(record, config, options, run_dir, metrics, env=None, resume=False, val_iters=()):
@@ -518,7 +559,7 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
             live[0] -= 1
         return fake_train(record, config, options, run_dir, metrics, env)
 
-    monkeypatch.setattr(compare, 'train', slow_train)
+    runs.train = slow_train
     methods = _two_methods(tmp_path)
 
     def args(work, *more):
@@ -528,10 +569,10 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
             str(tmp_path / work), *more
         ]
 
-    code, out1 = run_tool(*args('one'))  # 2 x 2 screening runs, then seed 1 of each method
+    code, out1 = run_tool(*args('one'), runs=runs)  # 2 x 2 screening, then seed 1 of each
     assert code == 0 and peak[0] == 1 and envs == [None] * 6, out1
     del envs[:], trained[:]
-    code, out2 = run_tool(*args('two', '--jobs', '2', '--threads', '3'))
+    code, out2 = run_tool(*args('two', '--jobs', '2', '--threads', '3'), runs=runs)
     assert code == 0 and peak[0] == 2 and len(trained) == 6, out2
     assert all(e['OMP_NUM_THREADS'] == e['MKL_NUM_THREADS'] == '3' for e in envs), envs
     for out in (out1, out2):
@@ -553,7 +594,7 @@ def test_runs_side_by_side_match_one_at_a_time_and_get_their_threads(tmp_path, m
     assert 'CPU threads per run: 3.' in table2 and 'up to 2 at a time' in table2, table2
 
 
-def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
+def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path):
     """A kill of the tool (SIGTERM, e.g. a session's end) with two runs at work: both run
     processes are first asked to stop (SIGINT: a training run ends its step and leaves its
     checkpoints whole) and end, their records say interrupted (not failed), the tool exits
@@ -563,7 +604,6 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     import threading
     import time
 
-    import projects.liera_study.liera_study.compare as compare
     from projects.liera_study.liera_study.compare import runs
     logs = []
     script = ('import signal, sys, time\n'
@@ -587,7 +627,8 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
         record.update(error='the run ended by itself')
         return record
 
-    monkeypatch.setattr(compare, 'train', sleeping_train)
+    stand_ins = _stand_ins(lambda name, lr_mult: 0.2)
+    stand_ins.train = sleeping_train
     seen = []
 
     def kill_when_both_run():
@@ -603,8 +644,18 @@ def test_a_stop_while_runs_go_side_by_side_ends_them_all(tmp_path, monkeypatch):
     killer = threading.Thread(target=kill_when_both_run)
     killer.start()
     start = time.time()
-    code, out = run_tool(*_two_methods(tmp_path), '--grid', 'lr_mult=1,3', '--seeds', '0',
-                         '--no-diagnostics', '--jobs', '2', '--work-dir', str(tmp_path / 'w'))
+    code, out = run_tool(
+        *_two_methods(tmp_path),
+        '--grid',
+        'lr_mult=1,3',
+        '--seeds',
+        '0',
+        '--no-diagnostics',
+        '--jobs',
+        '2',
+        '--work-dir',
+        str(tmp_path / 'w'),
+        runs=stand_ins)
     killer.join()
     assert code == 130 and len(seen) == 2 and time.time() - start < 30, out
     for pid in seen:  # ended and reaped
@@ -630,12 +681,13 @@ def test_a_run_stopped_mid_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch
     import time
 
     import torch
-    tests = os.path.join(ROOT, 'tests')
+    tests = os.path.join(ROOT, 'tests', 'support')
     monkeypatch.setenv('PYTHONPATH', os.pathsep.join([tests, ROOT]))
     backbone = tmp_path / 'backbone.pth'
     method = tiny_method(
         tmp_path, 'lora', 'lora.py', f"""
-custom_imports = dict(imports=['mmliera', 'fault_hooks'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmliera', 'projects.liera_study.liera_study', 'fault_hooks'],
+                      allow_failed_imports=False)
 train_cfg = dict(max_iters=4, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
 custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseInValHook'),
@@ -669,7 +721,9 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseInValHook'),
     rec, = json.loads((tmp_path / 'cut' / 'results.json').read_text())['runs']
     assert rec['status'] == 'ok' and rec['resumed_at'] == [2], rec
     assert [c[0] for c in rec['val_curve']] == [2, 4], rec
-    assert glob.glob(os.path.join(os.path.dirname(rec['checkpoint']), 'val_2', '*', '*.json'))
+    assert rec['checkpoint'] == os.path.join('lora', 'default', 'seed_0', 'iter_4.pth'), rec
+    checkpoint = tmp_path / 'cut' / rec['checkpoint']  # (relative to the work dir)
+    assert glob.glob(os.path.join(os.path.dirname(checkpoint), 'val_2', '*', '*.json'))
     # the same run not stopped: the same weights and val curve (test figures follow)
     straight = tmp_path / 'straight'
     run([
@@ -681,7 +735,7 @@ custom_hooks = [dict(type='LieRAFreezeHook'), dict(type='PauseInValHook'),
     assert read_train_log(str(straight))[2] == rec['val_curve']
     a, b = (
         torch.load(p, map_location='cpu', weights_only=False)['state_dict']
-        for p in (rec['checkpoint'], straight / 'iter_4.pth'))
+        for p in (checkpoint, straight / 'iter_4.pth'))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -691,7 +745,7 @@ def test_validation_iterations_follow_mmengines_loop():
     an epoch-based run or a config without validation."""
     from mmengine.config import Config
 
-    from projects.liera_study.liera_study.compare.runs import validation_iters
+    from projects.liera_study.liera_study.compare.configs import validation_iters
 
     def cfg(**loop):
         return Config(dict(train_cfg=loop, val_dataloader=dict(batch_size=1)))
@@ -704,16 +758,15 @@ def test_validation_iterations_follow_mmengines_loop():
     assert validation_iters(Config(dict(train_cfg=dict(max_iters=10))), 10) is None
 
 
-def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):
+def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path):
     """The ETA weighs runs by their iterations (finals 10x the screening's 3 here) and divides
     by --jobs: after the first screening run (1 s for 3 iterations) 3 + 30 iterations and one
     test (0.15 s) are left: 11 s; with --jobs 2 both screening runs are under way by then:
     30 iterations and the test, on two lanes: 5 s."""
     import threading
 
-    import projects.liera_study.liera_study.compare as compare
-    _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
-    stand_in = compare.train
+    runs = _stand_ins(lambda name, lr_mult: 0.1 * lr_mult)
+    stand_in = runs.train
     started = {}
 
     def train(record, *a, **kw):
@@ -723,25 +776,35 @@ def test_the_eta_counts_iterations_and_runs_side_by_side(tmp_path, monkeypatch):
             started['barrier'].wait(timeout=30)
         return stand_in(record, *a, **kw)
 
-    monkeypatch.setattr(compare, 'train', train)
+    runs.train = train
     lora = tiny_method(tmp_path, 'lora', 'lora.py')
     for work, jobs, eta in (('one', '1', 'ETA 11 s'), ('two', '2', 'ETA 5 s')):
         started['barrier'] = threading.Barrier(2) if jobs == '2' else None
-        code, out = run_tool(lora, '--grid', 'lr_mult=1,3', '--seeds', '0', '--no-diagnostics',
-                             '--final-cfg-options', 'train_cfg.max_iters=30', '--jobs', jobs,
-                             '--work-dir', str(tmp_path / work))
+        code, out = run_tool(
+            lora,
+            '--grid',
+            'lr_mult=1,3',
+            '--seeds',
+            '0',
+            '--no-diagnostics',
+            '--final-cfg-options',
+            'train_cfg.max_iters=30',
+            '--jobs',
+            jobs,
+            '--work-dir',
+            str(tmp_path / work),
+            runs=runs)
         first = next(ln for ln in out.splitlines() if 'screen' in ln and 'trained' in ln)
         assert code == 0 and first.endswith(eta), out
 
 
-def test_the_eta_leaves_out_failed_runs(tmp_path, monkeypatch):
+def test_the_eta_leaves_out_failed_runs(tmp_path):
     """A run that failed early (NaN at its 23rd of 160 iterations in the study) took a fraction
     of its iterations' time: counted as all of them it made the ETA 3x too short. Here the
     lr_mult=1 screening run fails after 0.1 s, the lr_mult=3 one trains 3 iterations in 1 s:
     30 final iterations and one test are left, 10 s (6 s with the failure counted)."""
-    import projects.liera_study.liera_study.compare as compare
-    _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
-    stand_in = compare.train
+    runs = _stand_ins(lambda name, lr_mult: 0.1 * lr_mult)
+    stand_in = runs.train
 
     def train(record, config, options, run_dir, *a, **kw):
         if record.get('screen') and options.get(next(
@@ -754,11 +817,19 @@ def test_the_eta_leaves_out_failed_runs(tmp_path, monkeypatch):
             return record
         return stand_in(record, config, options, run_dir, *a, **kw)
 
-    monkeypatch.setattr(compare, 'train', train)
+    runs.train = train
     code, out = run_tool(
-        tiny_method(tmp_path, 'lora', 'lora.py'), '--grid', 'lr_mult=1,3', '--seeds', '0',
-        '--no-diagnostics', '--final-cfg-options', 'train_cfg.max_iters=30', '--work-dir',
-        str(tmp_path / 'w'))
+        tiny_method(tmp_path, 'lora', 'lora.py'),
+        '--grid',
+        'lr_mult=1,3',
+        '--seeds',
+        '0',
+        '--no-diagnostics',
+        '--final-cfg-options',
+        'train_cfg.max_iters=30',
+        '--work-dir',
+        str(tmp_path / 'w'),
+        runs=runs)
     lines = [
         ln for ln in out.splitlines() if 'screen' in ln and ('trained' in ln or 'FAILED' in ln)
     ]
@@ -778,11 +849,12 @@ def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_pa
     """The same configs in two checkouts (two machines, two clones) fingerprint alike although
     their ``{{ fileDirname }}`` paths differ; the earlier forms (of ``pretty_text``, with the
     path itself and as ``<root>``) are known, so records of earlier versions are recognised."""
-    from projects.liera_study.liera_study.compare.runs import earlier_fingerprints, fingerprints
+    from projects.liera_study.liera_study.compare.configs import earlier_fingerprints, fingerprints
     found, earlier = [], []
     for where in ('a', 'b/deeper'):
         checkout = tmp_path / where
-        shutil.copytree(os.path.join(ROOT, 'configs'), checkout / 'configs')
+        for folder in ('configs', 'projects/liera_study/configs'):  # (the study's bases)
+            shutil.copytree(os.path.join(ROOT, folder), checkout / folder)
         (checkout / '.git').mkdir()
         config = str(checkout / 'projects/liera_study/configs/transfer/lora.py')
         found.append(fingerprints(config, {}))
@@ -790,27 +862,36 @@ def test_fingerprints_hold_the_checkout_as_root_and_know_the_earlier_form(tmp_pa
     assert found[0] == found[1]
     assert len(earlier[0] | earlier[1]) == 3  # (the path form differed, the <root> one not)
     assert found[0][0] not in earlier[0]
-    assert fingerprints(str(tmp_path / 'a/configs/transfer/liera_taylor.py'), {})[0] != found[0][0]
+    other = tmp_path / 'a/projects/liera_study/configs/transfer/liera_taylor.py'
+    assert fingerprints(str(other), {})[0] != found[0][0]
     options = {'train_cfg.max_iters': 4}
     assert fingerprints(config, options)[0] != found[1][0]
     assert fingerprints(config, options)[1] == found[1][1]  # (the model did not change)
 
 
-def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_path, monkeypatch):
+def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_path):
     """Two parts of a study run side by side (each its own work and out dir, as on one GPU);
     a third invocation with --add-runs trains nothing and reports both methods and their pair.
     A record holding the earlier fingerprint form is recognised (not trained again)."""
     methods = _two_methods(tmp_path)
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.2)
+    runs = _stand_ins(lambda name, lr_mult: 0.2)
+    trained = runs.trained
     for m in methods:
-        code, out = run_tool(m, '--seeds', '0', '1', '--no-diagnostics', '--work-dir',
-                             str(tmp_path / ('lane_' + os.path.basename(m))))
+        code, out = run_tool(
+            m,
+            '--seeds',
+            '0',
+            '1',
+            '--no-diagnostics',
+            '--work-dir',
+            str(tmp_path / ('lane_' + os.path.basename(m))),
+            runs=runs)
         assert code == 0, out
     assert trained == ['lora', 'lora', 'liera', 'liera']
     lanes = [str(tmp_path / f'lane_{n}.py' / 'results.json') for n in ('lora', 'liera')]
     lane = json.loads(open(lanes[0]).read())
     assert {r['device'] for r in lane['runs']} == {lane['meta']['device']}
-    from projects.liera_study.liera_study.compare.runs import earlier_fingerprints, fingerprints
+    from projects.liera_study.liera_study.compare.configs import earlier_fingerprints, fingerprints
     earlier = sorted(earlier_fingerprints(methods[0], {}))[0]
     assert earlier != fingerprints(methods[0], {})[0]
     for r in lane['runs']:
@@ -818,8 +899,19 @@ def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_p
     lane['runs'].append(dict(lane['runs'][0], seed=5, status='interrupted'))  # (not taken)
     open(lanes[0], 'w').write(json.dumps(lane))
     work = tmp_path / 'merged'
-    code, out = run_tool(*methods, '--seeds', '0', '1', '--no-diagnostics', '--work-dir', str(work),
-                         '--diff', 'liera-lora', '--add-runs', *lanes)
+    code, out = run_tool(
+        *methods,
+        '--seeds',
+        '0',
+        '1',
+        '--no-diagnostics',
+        '--work-dir',
+        str(work),
+        '--diff',
+        'liera-lora',
+        '--add-runs',
+        *lanes,
+        runs=runs)
     assert code == 0, out
     assert trained == ['lora', 'lora', 'liera', 'liera'], out  # nothing trained again
     assert out.count('done earlier') == 4, out
@@ -829,8 +921,84 @@ def test_runs_made_elsewhere_are_added_and_earlier_fingerprints_recognised(tmp_p
     assert {r['fingerprint'] for r in merged['runs'] if r['method'] == 'lora'} == \
         {fingerprints(methods[0], {})[0]}
     assert '| liera − lora |' in (work / 'pairs.md').read_text()
-    code, out = run_tool(*methods, '--work-dir', str(work), '--add-runs', str(tmp_path / 'x.json'))
+    code, out = run_tool(
+        *methods, '--work-dir', str(work), '--add-runs', str(tmp_path / 'x.json'), runs=runs)
     assert code == 1 and out.count('error:') == 1 and 'x.json: not a results.json' in out, out
+
+
+def test_records_hold_paths_relative_to_the_work_dir_and_a_moved_work_dir_goes_on(tmp_path):
+    """A record's log and checkpoint are relative to the work dir (``meta.work_dir``); its config
+    as given outside the checkout. A work dir moved elsewhere (another clone, another machine)
+    goes on from there: a final run trained but not tested yet is tested from its new place."""
+    runs = _stand_ins(lambda name, lr_mult: 0.2)
+    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+    work, out = tmp_path / 'w', tmp_path / 'o'
+    args = [lora, '--seeds', '0', '1', '--no-diagnostics', '--out-dir', str(out)]
+    code, text = run_tool(*args, '--work-dir', str(work), runs=runs)
+    assert code == 0, text
+    results = json.loads((out / 'results.json').read_text())
+    assert results['meta']['work_dir'] == str(work)  # (outside the checkout: as given)
+    for r in results['runs']:
+        run_dir = os.path.join('lora', 'default', f'seed_{r["seed"]}')
+        assert r['log'] == os.path.join(run_dir, 'run.log'), r
+        assert r['checkpoint'] == os.path.join(run_dir, 'iter_3.pth'), r
+        assert r['config'] == lora, r
+    seed1, = [r for r in results['runs'] if r['seed'] == 1]  # trained, its test not made yet
+    seed1['status'] = 'trained'
+    for key in ('bbox_mAP', 'segm_mAP', 'test_s'):
+        seed1.pop(key)
+    (out / 'results.json').write_text(json.dumps(results))
+    moved = tmp_path / 'elsewhere' / 'w'
+    shutil.move(str(work), str(moved))
+    tested, stand_in = [], runs.test
+
+    def test(record, *a, **kw):
+        tested.append(record['checkpoint'])
+        return stand_in(record, *a, **kw)
+
+    runs.test = test
+    code, text = run_tool(*args, '--work-dir', str(moved), runs=runs)
+    assert code == 0 and runs.trained == ['lora', 'lora'], text  # nothing trained again
+    assert 'lora seed 0: done earlier' in text, text
+    assert tested == [str(moved / 'lora' / 'default' / 'seed_1' / 'iter_3.pth')], text
+    again = json.loads((out / 'results.json').read_text())
+    seed1, = [r for r in again['runs'] if r['seed'] == 1]
+    assert seed1['status'] == 'ok' and seed1['checkpoint'] == os.path.join(
+        'lora', 'default', 'seed_1', 'iter_3.pth'), seed1
+    assert again['meta']['work_dir'] == str(moved)
+
+
+def test_paths_of_earlier_records_and_of_added_runs_are_made_relative_to_the_work_dir(tmp_path):
+    """Records of an earlier version (no ``meta.work_dir``: an absolute checkpoint, a log
+    relative to the folder the tool ran in) are read as such and written relative to the work
+    dir; runs added from another study's work dir (--add-runs) name their files from this one's
+    (``../lane/...``)."""
+    runs = _stand_ins(lambda name, lr_mult: 0.2)
+    lora = tiny_method(tmp_path, 'lora', 'lora.py')
+    lane, work = tmp_path / 'lane', tmp_path / 'work'
+    args = [lora, '--seeds', '0', '1', '--no-diagnostics']
+    code, text = run_tool(*args, '--work-dir', str(lane), runs=runs)
+    assert code == 0, text
+    made = json.loads((lane / 'results.json').read_text())
+    earlier = json.loads(json.dumps(made))  # as an earlier version wrote it
+    del earlier['meta']['work_dir']
+    for r in earlier['runs']:
+        r['checkpoint'] = str(lane / r['checkpoint'])
+        r['log'] = os.path.relpath(lane / r['log'], ROOT)  # (the tool runs from the checkout)
+    (lane / 'results.json').write_text(json.dumps(earlier))
+    code, text = run_tool(*args, '--work-dir', str(lane), runs=runs)
+    assert code == 0 and text.count('done earlier') == 2 and runs.trained == ['lora'] * 2, text
+    again = json.loads((lane / 'results.json').read_text())
+    assert [(r['log'], r['checkpoint']) for r in again['runs']] == \
+        [(r['log'], r['checkpoint']) for r in made['runs']]
+    code, text = run_tool(
+        *args, '--work-dir', str(work), '--add-runs', str(lane / 'results.json'), runs=runs)
+    assert code == 0 and text.count('done earlier') == 2 and runs.trained == ['lora'] * 2, text
+    merged = json.loads((work / 'results.json').read_text())
+    assert sorted((r['log'], r['checkpoint']) for r in merged['runs']) == [
+        (os.path.join('..', 'lane', 'lora', 'default', f'seed_{s}', 'run.log'),
+         os.path.join('..', 'lane', 'lora', 'default', f'seed_{s}', 'iter_3.pth')) for s in (0, 1)
+    ]
 
 
 def test_plot_shows_every_seed_reference_lines_and_equal_counts_at_one_x(tmp_path):
@@ -1014,13 +1182,12 @@ def test_final_options_train_the_finals_anew_with_their_own_schedule(comparison,
     assert code == 0 and 'training' not in again, again
 
 
-def test_a_screening_run_without_a_val_figure_is_not_run_again_in_a_fresh_clone(
-        tmp_path, monkeypatch):
+def test_a_screening_run_without_a_val_figure_is_not_run_again_in_a_fresh_clone(tmp_path):
     """A screening run that trained but gave no val figure (it detected nothing) is done: a
     fresh clone (no work dir, only the committed results) does not train it again each time."""
-    import projects.liera_study.liera_study.compare as compare
-    trained = _stand_ins(monkeypatch, lambda name, lr_mult: 0.1 * lr_mult)
-    stand_in = compare.train
+    runs = _stand_ins(lambda name, lr_mult: 0.1 * lr_mult)
+    trained = runs.trained
+    stand_in = runs.train
 
     def train(record, config, options, *a, **kw):
         stand_in(record, config, options, *a, **kw)
@@ -1029,7 +1196,7 @@ def test_a_screening_run_without_a_val_figure_is_not_run_again_in_a_fresh_clone(
             record.update(val_curve=[], val_note='no detections at its validation')
         return record
 
-    monkeypatch.setattr(compare, 'train', train)
+    runs.train = train
     work, out = tmp_path / 'w', tmp_path / 'o'
     args = [
         tiny_method(tmp_path, 'lora', 'lora.py'), '--grid', 'lr_mult=1,30', '--seeds', '0',
@@ -1037,13 +1204,13 @@ def test_a_screening_run_without_a_val_figure_is_not_run_again_in_a_fresh_clone(
         str(work), '--out-dir',
         str(out)
     ]
-    code, first = run_tool(*args)
+    code, first = run_tool(*args, runs=runs)
     assert code == 0 and len(trained) == 2, first  # two screening runs (lr_mult=1's is final)
     assert 'lora: chose lr_mult=1' in first
     grid = (out / 'grid.md').read_text()
     assert '| lora | lr_mult=30 | 0 | - | - | no detections at its validation |' in grid, grid
     shutil.rmtree(work)  # a fresh clone
-    code, again = run_tool(*args)
+    code, again = run_tool(*args, runs=runs)
     assert code == 0 and 'training' not in again and len(trained) == 2, again
 
 

@@ -1,6 +1,8 @@
 """What the transfer study relies on: paired seeds (adapter init from its own generator),
 no weight decay on adapter parameters by default, a pinned, reproducible starting backbone."""
+import importlib.util
 import os
+import sys
 
 import pytest
 import torch
@@ -63,9 +65,22 @@ def test_adapter_factors_depend_on_seed_and_layer_not_on_other_layers():
     assert adapter_generator(None) is None
 
 
+def make_runner(*args, **kwargs):
+    """tests/engine/test_freeze_hook.py's ``make_runner`` (a tiny LieRA model's LieRARunner):
+    that module as pytest imports it when it ran in this process, else read from its file (the
+    library's test folders are not on the path)."""
+    module = sys.modules.get('test_freeze_hook')
+    if module is None:
+        path = os.path.join(ROOT, 'tests', 'engine', 'test_freeze_hook.py')
+        spec = importlib.util.spec_from_file_location('test_freeze_hook', path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules['test_freeze_hook'] = module
+        spec.loader.exec_module(module)
+    return module.make_runner(*args, **kwargs)
+
+
 def _optimizer(cfg_text, tmp_path, decay=None):
     """The optimizer LieRARunner builds for a tiny LieRA model with AdamW weight decay 0.05."""
-    from test_freeze_hook import make_runner
     optim = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
     if decay is not None:
         optim['paramwise_cfg'] = decay
@@ -104,7 +119,7 @@ def test_dora_magnitude_and_pissa_factors_count_as_adapter_parameters():
     from mmliera.engine.runner.adapter_weight_decay import split_adapter_decay
     from mmliera.models.peft.inject import inject_adapters
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
-    inject_adapters(model, rank=2, dora=True, freeze_base=False)
+    inject_adapters(model, rank=2, dora=True)  # (it freezes nothing: every parameter trains)
     opt = torch.optim.AdamW(model.parameters(), weight_decay=0.1)
     assert split_adapter_decay(opt, model) == 6  # A, B, magnitude of each layer
     by_name = {
@@ -291,8 +306,6 @@ def test_with_several_ranks_only_rank_0_pretrains_and_every_rank_learns_the_outc
 def test_frozen_tensors_are_one_info_line_not_a_warning_each(tmp_path):
     """With a paramwise_cfg mmengine warns once per frozen tensor; LieRARunner says it once."""
     import logging
-
-    from test_freeze_hook import make_runner
     runner = make_runner(
         tmp_path,
         optim_wrapper=dict(

@@ -81,7 +81,7 @@ def test_dataset_builds_in_mmpretrains_scope_with_the_tasks_classes(tmp_path):
 
 
 def _trainable(name, **options):
-    from projects.liera_study.liera_study.compare.runs import count_trainable
+    from projects.liera_study.liera_study.compare.configs import count_trainable
     return count_trainable(os.path.join(CONFIGS, name), options)
 
 
@@ -108,9 +108,9 @@ def test_each_arm_trains_what_it_says():
 
 
 def test_metrics_come_from_the_test_evaluator():
+    from projects.liera_study.liera_study.compare.errors import ComparisonError
     from projects.liera_study.liera_study.compare.metrics import (DETECTION, by_key, of_config,
                                                                   of_results)
-    from projects.liera_study.liera_study.compare.runs import ComparisonError
     coco = dict(test_evaluator=dict(type='CocoMetric', metric=['segm', 'bbox']))
     assert of_config(coco) == DETECTION  # bbox first: it selects
     assert [m.key for m in of_config(dict(test_evaluator=dict(type='CocoMetric')))] == ['bbox_mAP']

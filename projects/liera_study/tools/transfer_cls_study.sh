@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The classification transfer study (projects/liera_study/projects/liera_study/results/transfer_cls_study.md): 7 arms on the embedded task
+# The classification transfer study (projects/liera_study/docs/transfer_cls_study.md): 7 arms on the embedded task
 # (five texture-filled shapes, from a backbone pre-trained on three flat-coloured ones), the
 # backbone's lr_mult chosen per arm on val (seed 0), then 5 paired seeds on test; the outputs go
 # to projects/liera_study/results/transfer_cls_study/.

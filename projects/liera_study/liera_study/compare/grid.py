@@ -15,7 +15,7 @@ import ast
 import itertools
 from typing import Dict, List, Tuple
 
-from .runs import ComparisonError
+from .errors import ComparisonError
 
 
 def _value(text):

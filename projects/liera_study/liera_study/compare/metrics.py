@@ -10,6 +10,8 @@ differences' plot and the parameter plot use it; tables show every figure.
 """
 from typing import NamedTuple, Sequence, Tuple
 
+from .errors import ComparisonError
+
 
 class Metric(NamedTuple):
     key: str  # name in the run records: 'bbox_mAP', 'top1'
@@ -38,7 +40,6 @@ def by_key(keys: Sequence[str]) -> Tuple[Metric, ...]:
         elif key.startswith('top') and key[3:].isdigit():
             out.append(_top(int(key[3:])))
         else:
-            from .runs import ComparisonError
             raise ComparisonError(f'unknown metric {key!r} in the results file')
     return tuple(out)
 
@@ -68,7 +69,6 @@ def of_config(cfg, where='') -> Tuple[Metric, ...]:
             topk = ev.get('topk', (1, ))
             found += [_top(int(k)) for k in ((topk, ) if isinstance(topk, int) else topk)]
     if not found:
-        from .runs import ComparisonError
         kinds = ', '.join(str(e.get('type')) for e in _evaluators(cfg.get('test_evaluator')))
         raise ComparisonError(
             f'{where or "the config"}: the comparison reads mmdet\'s CocoMetric (bbox / segm '

@@ -8,7 +8,7 @@ import sys
 
 from mmengine.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAPER_CONFIG = os.path.join(ROOT, 'configs', 'liera_maskrcnn_convnextv2.py')
 STUDY_CONFIGS = os.path.join(ROOT, 'projects', 'liera_study', 'configs')
 DEMO = os.path.join(ROOT, 'configs', 'demo', 'liera_maskrcnn_convnextv2-atto_synthetic.py')
@@ -42,7 +42,7 @@ def start(cmd, env=None, **kwargs):
     """Popen ``cmd`` from the repo root in a process group of its own (checkout first on
     PYTHONPATH; 'python' is this interpreter), so a test can stop it with everything it
     started."""
-    tests = os.path.join(ROOT, 'tests')
+    tests = os.path.join(ROOT, 'tests', 'support')
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, ROOT]))
     full_env.update(env or {})
     return subprocess.Popen([sys.executable if c == 'python' else c for c in cmd],
