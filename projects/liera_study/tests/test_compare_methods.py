@@ -393,6 +393,48 @@ def test_a_choice_at_the_grids_edge_is_warned_about_and_kept(tmp_path):
     assert '| liera | lr_mult=3 | 0 | 0.300 | 0.300 | **chosen** |' in grid
 
 
+def test_several_screening_seeds_choose_by_the_mean_val_figure(tmp_path):
+    """--screen-seeds 0 1: every setting trains on both seeds, the best mean val figure wins
+    (seed 0 alone would pick another), and each screening run of the chosen setting is the
+    final run of its seed (tested, not trained again)."""
+    val = {(1, 0): 0.30, (1, 1): 0.10, (3, 0): 0.25, (3, 1): 0.25, (3, 2): 0.2}  # (lr_mult, seed)
+    runs = _stand_ins(lambda name, lr_mult: 0.0)
+
+    def train(record, config, options, run_dir, metrics, **kw):
+        runs.fake_train(record, config, options, run_dir, metrics, **kw)
+        lr_mult = next(v for k, v in options.items() if k.endswith('lr_mult'))
+        score = val[(lr_mult, record['seed'])]
+        record.update(val_curve=[[3, score, score]], val=dict(bbox_mAP=score, segm_mAP=score))
+        return record
+
+    runs.train = train
+    work = tmp_path / 'work'
+    code, out = run_tool(
+        tiny_method(tmp_path, 'lora', 'lora.py'),
+        '--grid',
+        'lr_mult=1,3',
+        '--seeds',
+        '0',
+        '1',
+        '2',
+        '--screen-seeds',
+        '0',
+        '1',
+        '--no-diagnostics',
+        '--work-dir',
+        str(work),
+        runs=runs)
+    assert code == 0, out
+    assert 'lora: chose lr_mult=3 (val bbox mAP 0.250' in out, out
+    # 2 settings x 2 screening seeds, then only seed 2's final is trained
+    assert runs.trained == ['lora'] * 5
+    results = json.loads((work / 'results.json').read_text())
+    assert results['meta']['screen_seeds'] == [0, 1]
+    finals = sorted((r['seed'], r['setting_label'], r.get('screen', False)) for r in results['runs']
+                    if r.get('final'))
+    assert finals == [(0, 'lr_mult=3', True), (1, 'lr_mult=3', True), (2, 'lr_mult=3', False)]
+
+
 @pytest.mark.slow  # four passes of the tool (~35 s)
 def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path):
     """With stand-in runs: a failed run is never "done" (a restart trains it again); a run
@@ -1231,6 +1273,7 @@ def test_grid_without_a_validation_split_is_refused(tmp_path):
         'lora=' + os.path.join(TRANSFER, 'dora.py')
     ], "method name 'lora' is given twice"),
     ([os.path.join(TRANSFER, 'lora.py'), '--seeds', '1', '1'], '--seeds has repeats'),
+    ([os.path.join(TRANSFER, 'lora.py'), '--screen-seeds', '0', '0'], '--screen-seeds has repeats'),
     ([os.path.join(TRANSFER, 'lora.py'), '--reference', 'full'], '--reference full: no such'),
     ([os.path.join(TRANSFER, 'lora.py'), '--grid', 'lr_mult=1,3', 'lora:momentum=1,2'
       ], "--grid momentum: method lora"),

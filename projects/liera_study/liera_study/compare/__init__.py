@@ -5,10 +5,11 @@ per-method grid chosen on the validation split and paired differences between me
     --work-dir DIR \\
         [--grid [METHOD,...:]KEY=V1,V2,...] [--diff A-B ...] [--reference NAME ...]
 
-1. **Screening** (methods whose grid has several settings): each setting trains once (seed
-   ``--screen-seed``, default the first of ``--seeds``) with the config's validation during
-   training; the setting with the best last val figure is chosen (bbox mAP for detection,
-   top-1 accuracy for classification; ties: the lower value).
+1. **Screening** (methods whose grid has several settings): each setting trains once per
+   screening seed (``--screen-seeds``, default the first of ``--seeds``) with the config's
+   validation during training; the setting with the best last val figure (the mean over the
+   screening seeds) is chosen (bbox mAP for detection, top-1 accuracy for classification;
+   ties: the lower value).
 2. **Final runs**: each method at its chosen setting, every seed: ``python -m mmliera.cli train``
    (= ``tools/train.py``) then ``python -m mmliera.cli test`` on the last checkpoint (the test
    split: mmdet's ``CocoMetric`` or mmpretrain's ``Accuracy``, :mod:`.metrics`). The screening

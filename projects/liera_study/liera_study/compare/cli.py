@@ -32,9 +32,12 @@ def _study_arguments(parser):
         '(every method) or full:lr_mult=0.1,0.3,1 (that method)')
     parser.add_argument(
         '--screen-seed',
+        '--screen-seeds',
+        dest='screen_seeds',
+        nargs='+',
         type=int,
-        help='the seed of the screening runs '
-        '(default: the first of --seeds)')
+        help='the seeds of the screening runs (default: the first of --seeds); with several, '
+        'each setting trains once per seed and the best mean val figure wins')
     parser.add_argument(
         '--diff',
         nargs='+',
@@ -136,6 +139,8 @@ def check(args, names):
     """Refuse a request that cannot run, before anything runs; the --diff pairs."""
     if len(set(args.seeds)) != len(args.seeds):
         raise ComparisonError(f'--seeds has repeats: {args.seeds}')
+    if args.screen_seeds and len(set(args.screen_seeds)) != len(args.screen_seeds):
+        raise ComparisonError(f'--screen-seeds has repeats: {args.screen_seeds}')
     pairs = parse_pairs(args.diff, names)
     if args.rerun and args.add_runs:
         raise ComparisonError('--rerun runs everything again, --add-runs keeps runs made '
@@ -163,14 +168,13 @@ def main(argv=None, train=runs.train, test=runs.test, diagnose=backbone_change):
     names = [n for n, _ in methods]
     pairs = check(args, names)
     grids = parse_grid(args.grid, names)
-    screen_seed = args.seeds[0] if args.screen_seed is None else args.screen_seed
     plan = Plan(
         methods,
         grids,
         dict(args.cfg_options),
         dict(screen=args.screen_cfg_options, final=args.final_cfg_options),
         seeds=args.seeds,
-        screen_seeds=[screen_seed],
+        screen_seeds=args.screen_seeds or args.seeds[:1],
         order=args.order)
     study = Study(
         plan,

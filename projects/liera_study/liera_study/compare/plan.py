@@ -32,8 +32,8 @@ def setting_of(rec):
 class Plan:
     """The methods, their resolved grids and settings, the seeds, and the configs' fingerprints.
 
-    ``screen_seeds``: the seeds each screening setting trains with (one today: the choice reads
-    their mean val figure); ``order``: 'seed' or 'method' (:meth:`finals`)."""
+    ``screen_seeds``: the seeds each screening setting trains with (the choice reads their mean
+    val figure); ``order``: 'seed' or 'method' (:meth:`finals`)."""
 
     def __init__(self,
                  methods,

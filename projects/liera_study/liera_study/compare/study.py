@@ -144,6 +144,7 @@ class Study:
             screen_cfg_options=dict(plan.phase_options.get('screen', {})),
             final_cfg_options=dict(plan.phase_options.get('final', {})),
             screen_seed=plan.screen_seeds[0],
+            screen_seeds=list(plan.screen_seeds),
             device=device(),
             metrics=[m.key for m in self.metrics])
         if add_runs:
