@@ -435,6 +435,62 @@ def test_several_screening_seeds_choose_by_the_mean_val_figure(tmp_path):
     assert finals == [(0, 'lr_mult=3', True), (1, 'lr_mult=3', True), (2, 'lr_mult=3', False)]
 
 
+def test_screening_runs_tested_sealed_become_finals_without_their_checkpoints(tmp_path):
+    """--test-screening: each screening run of a final seed is tested right after it trains
+    (its checkpoint then goes, as a session's end takes it); the figures are sealed (printed
+    nowhere, in no table, the record stays 'trained'); the chosen setting's runs become its
+    final runs without a new test or training, the others stay sealed."""
+    val = {1: 0.30, 3: 0.10}
+    runs = _stand_ins(lambda name, lr_mult: val[lr_mult])
+    tested = []
+
+    def test(record, config, options, metrics, env=None):
+        lr_mult = next(v for k, v in options.items() if k.endswith('lr_mult'))
+        tested.append((lr_mult, record['seed']))
+        figure = 0.4 + lr_mult / 100 + record['seed'] / 1000
+        record.update(status='ok', test_s=1.0, bbox_mAP=figure, segm_mAP=figure)
+        if record.get('screen'):  # the checkpoint is gone before the finals
+            os.remove(os.path.join(work, record['checkpoint']))
+        return record
+
+    runs.test = test
+    work = tmp_path / 'work'
+    code, out = run_tool(
+        tiny_method(tmp_path, 'lora', 'lora.py'),
+        '--grid',
+        'lr_mult=1,3',
+        '--seeds',
+        '0',
+        '1',
+        '2',
+        '--screen-seeds',
+        '0',
+        '1',
+        '--test-screening',
+        '--no-diagnostics',
+        '--work-dir',
+        str(work),
+        runs=runs)
+    assert code == 0, out
+    assert 'lora: chose lr_mult=1' in out
+    # 4 sealed tests, then seed 2's final; 2 settings x 2 seeds + seed 2 trained
+    assert tested == [(1, 0), (3, 0), (1, 1), (3, 1), (1, 2)], tested
+    assert runs.trained == ['lora'] * 5, runs.trained
+    assert 'sealed' in out and '0.43' not in out, out
+    results = json.loads((work / 'results.json').read_text())
+    finals = sorted((r['seed'], r['bbox_mAP']) for r in results['runs'] if r.get('final'))
+    assert finals == [(0, pytest.approx(0.41)), (1, pytest.approx(0.411)),
+                      (2, pytest.approx(0.412))], finals
+    others = [r for r in results['runs'] if r['setting_label'] == 'lr_mult=3']
+    assert len(others) == 2 and all(
+        r['status'] == 'trained' and 'bbox_mAP' not in r and r['sealed']['bbox_mAP'] > 0.43
+        for r in others), others
+    for name in ('table.md', 'results.csv', 'grid.md', 'pairs.md'):
+        if (work / name).exists():
+            assert '0.43' not in (work / name).read_text(), name
+    assert '0.41' in (work / 'table.md').read_text()
+
+
 @pytest.mark.slow  # four passes of the tool (~35 s)
 def test_failed_runs_and_runs_from_another_start_are_run_again(tmp_path):
     """With stand-in runs: a failed run is never "done" (a restart trains it again); a run

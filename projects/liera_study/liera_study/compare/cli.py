@@ -39,6 +39,13 @@ def _study_arguments(parser):
         help='the seeds of the screening runs (default: the first of --seeds); with several, '
         'each setting trains once per seed and the best mean val figure wins')
     parser.add_argument(
+        '--test-screening',
+        action='store_true',
+        help='test each screening run of a final seed right after it trains, sealed: no '
+        'choice, table or plot reads its test figures until it is chosen as a final run (for '
+        'studies whose checkpoints do not outlive a session; needs the screening and final '
+        'runs to share their options)')
+    parser.add_argument(
         '--diff',
         nargs='+',
         default=[],
@@ -183,6 +190,7 @@ def main(argv=None, train=runs.train, test=runs.test, diagnose=backbone_change):
         jobs=args.jobs,
         threads=args.threads,
         diagnostics=not args.no_diagnostics,
+        test_screening=args.test_screening,
         pairs=pairs,
         references=args.reference,
         command=' '.join([f'python {TOOL}'] + (argv if argv is not None else sys.argv[1:])),

@@ -25,7 +25,7 @@ from .report import markdown_table, write_outputs
 from .stats import paired_differences, summarise
 
 # what a new training run replaces in its record (with the test figures)
-STALE = ('val', 'val_curve', 'weight_change', 'error')
+STALE = ('val', 'val_curve', 'weight_change', 'error', 'sealed', 'sealed_error')
 
 
 def backbone_change(config, options, checkpoint):
@@ -45,6 +45,8 @@ class Study:
 
     ``jobs`` runs at once, each with ``threads`` CPU threads (None: the cores / ``jobs`` when
     ``jobs`` > 1, else as inherited); ``diagnostics``: the weight change of each trained run;
+    ``test_screening``: test each screening run of a final seed right after it trains, its test
+    figures sealed (``rec['sealed']``: read by nothing until the run is chosen as a final run);
     ``pairs``: the paired differences reported; ``references``: methods drawn as reference lines;
     ``command``: the command line recorded in ``meta``. ``train(record, config, options, run_dir,
     metrics, env=, resume=, val_iters=)`` and ``test(record, config, options, metrics, env=)``
@@ -59,6 +61,7 @@ class Study:
                  jobs=1,
                  threads=None,
                  diagnostics=True,
+                 test_screening=False,
                  pairs=(),
                  references=(),
                  command='',
@@ -72,6 +75,7 @@ class Study:
         self.threads = threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
         self.env = runs.thread_env(self.threads)
         self.diagnostics, self.pairs, self.references = diagnostics, list(pairs), list(references)
+        self.test_screening = test_screening
         self.command = command
         self._train, self._test, self._diagnose = train, test, diagnose
         self.metrics = plan.metrics or DETECTION
@@ -215,7 +219,7 @@ class Study:
         if not old or old['status'] not in ('trained', 'ok') or \
                 not self.plan.matches(old, setting, label):
             return None
-        if old['status'] == 'ok' or phase == 'screen' or \
+        if old['status'] == 'ok' or phase == 'screen' or old.get('sealed') or \
                 osp.isfile(self.path(old.get('checkpoint') or '')):
             # (a screening run needs only its val scores: trained without any, e.g. it detected
             # nothing, it would give none again; an earlier version's fingerprint: this one)
@@ -350,8 +354,9 @@ class Study:
                 '; their results are not comparable',
                 flush=True)
 
-    def test_run(self, rec, setting, tag):
-        """Test ``rec``'s trained run (``self.test``; the lock let go meanwhile) and save."""
+    def test_run(self, rec, setting, tag, quiet=False):
+        """Test ``rec``'s trained run (``self.test``; the lock let go meanwhile) and save;
+        ``quiet``: print no figures."""
         opts = dict(
             self.plan.run_options(setting, rec.get('phase', '')),
             **{'randomness.seed': rec['seed']})
@@ -363,7 +368,9 @@ class Study:
             rec.clear()
             rec.update(records.relative(work, self.work_dir))
         self.progress.tested(rec['test_s'])
-        if rec['status'] == 'ok':
+        if quiet:
+            print(f'{tag}: tested ({rec["status"]}){self.progress.eta()}', flush=True)
+        elif rec['status'] == 'ok':
             print(f'{tag}: test {self.figures(rec)}{self.progress.eta()}', flush=True)
         else:
             print(
@@ -390,6 +397,26 @@ class Study:
     def screen_one(self, setting, rec, tag):
         self.progress.left_iters -= self.plan.iters(rec['method'], self.plan.phase('screen'))
         self.train_run(rec, setting, tag)
+        if self.test_screening and rec['status'] == 'trained' and \
+                rec['seed'] in self.plan.seeds and \
+                self.plan.phase('screen') == self.plan.phase('final'):
+            self.sealed_test(rec, setting, tag)
+
+    def sealed_test(self, rec, setting, tag):
+        """Test a screening run that may become a final run now, while its checkpoint exists,
+        and seal the figures: ``rec['sealed']`` holds them, the record stays 'trained' (nothing
+        prints or reads them; :meth:`final` unseals them if the run is chosen). A failed test is
+        noted (``sealed_error``) and left to :meth:`final`."""
+        print(
+            f'{tag}: testing now, sealed (the figures stay hidden unless it is chosen) ...',
+            flush=True)
+        self.test_run(rec, setting, tag, quiet=True)
+        if rec['status'] == 'ok':
+            rec['sealed'] = {m.key: rec.pop(m.key) for m in self.metrics if m.key in rec}
+        else:
+            rec['sealed_error'] = rec.pop('error', 'the test failed')
+        rec['status'] = 'trained'
+        self.save()
 
     def screen(self, name):
         """Screen ``name``'s settings on val (the screening seeds) and choose one."""
@@ -456,6 +483,15 @@ class Study:
         if rec['status'] == 'ok':
             self.progress.left_tests -= 1
             print(f'{tag}: done earlier (test {self.figures(rec)}), skipped', flush=True)
+            return
+        if rec['status'] == 'trained' and rec.get('sealed'):
+            self.progress.left_tests -= 1
+            rec.update(rec.pop('sealed'), status='ok')
+            print(
+                f'{tag}: tested after its screening (sealed till now): test '
+                f'{self.figures(rec)}',
+                flush=True)
+            self.save()
             return
         if not done:
             self.train_run(rec, setting, tag)
