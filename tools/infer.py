@@ -2,6 +2,13 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir work_dirs/infer]
                           [--score-thr 0.3] [--topk 5] [--device cpu] [--cfg-options k=v ...]
+    python tools/infer.py CONFIG --adapters NAME=FILE [NAME=FILE ...] INPUT [INPUT ...]
+                          [--merge {none,copy,inplace}] [...]
+
+With ``--adapters``, one process holds the config's base detector once and every adapter file
+(adapter-only ``.safetensors`` trained from that base config; their classes may differ) and
+writes ``OUT_DIR/NAME/vis/`` and ``OUT_DIR/NAME/predictions.json`` per adapter, each with its
+own class names (docs/multi_adapter.md).
 
 A classification config (``default_scope='mmpretrain'``) gives the ``--topk`` classes of each
 image instead: ``OUT_DIR/predictions.json`` (per image: labels, class names, scores, best first)
@@ -37,9 +44,24 @@ def parse_args(argv=None):
     parser.add_argument(
         'config', help='config file (a run\'s, or tools/model_converters/merge_adapters.py\'s)')
     parser.add_argument(
-        'checkpoint', help='.pth checkpoint / state dict or adapter '
-        '.safetensors')
-    parser.add_argument('inputs', nargs='+', help='image files, folders or quoted globs')
+        'inputs',
+        nargs='*',
+        metavar='CHECKPOINT INPUT',
+        help='the .pth checkpoint / state dict or adapter .safetensors (left out with '
+        '--adapters), then image files, folders or quoted globs')
+    parser.add_argument(
+        '--adapters',
+        nargs='+',
+        metavar='NAME=FILE',
+        help='several adapter files on one base model, each under its name (OUT_DIR/NAME/); '
+        'the inputs follow them')
+    parser.add_argument(
+        '--merge',
+        default='none',
+        choices=['none', 'copy', 'inplace'],
+        help='with --adapters: fold each adapter into the weights when switching to it '
+        '(copy: keeps W; inplace: no second copy of W, unmerged up to rounding); none: the '
+        'layers apply the factors in each forward')
     parser.add_argument(
         '--out-dir',
         default='work_dirs/infer',
@@ -68,10 +90,63 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def split_adapters(args):
+    """(adapters {name: file} or None, checkpoint or None, inputs) from the command line:
+    argparse gives ``--adapters`` the inputs after the last NAME=FILE too."""
+    if not args.adapters:
+        if args.merge != 'none':
+            raise UsageError(f'--merge {args.merge} applies to --adapters NAME=FILE ...; one '
+                             'CHECKPOINT needs no switching')
+        if len(args.inputs) < 2:
+            raise UsageError('give a CHECKPOINT and at least one INPUT (image, folder or glob), '
+                             'or --adapters NAME=FILE ... with the inputs')
+        return None, args.inputs[0], args.inputs[1:]
+    pairs, inputs = [], list(args.inputs)
+    for i, item in enumerate(args.adapters):
+        if '=' not in item:
+            if not pairs:
+                raise UsageError(f'--adapters {item}: give NAME=FILE pairs (e.g. '
+                                 'shapes=work_dirs/shapes/adapters_last.safetensors)')
+            inputs = args.adapters[i:] + inputs
+            break
+        pairs.append(item.split('=', 1))
+    if not inputs:
+        raise UsageError('give at least one INPUT (image, folder or glob) after the adapters')
+    adapters = {}
+    for name, path in pairs:
+        if name in adapters:
+            raise UsageError(f'--adapters: the name {name!r} is used twice ({adapters[name]} '
+                             f'and {path}); names: {", ".join(adapters)}')
+        if not path.endswith('.safetensors'):
+            raise UsageError(f'--adapters {name}={path}: give adapter-only .safetensors files '
+                             '(AdapterCheckpointHook writes adapters_last.safetensors)')
+        adapters[name] = path
+    return adapters, None, inputs
+
+
+def _serve(args, config, adapters, images):
+    from mmliera.apis import MultiAdapterInferencer, predict_adapters
+    if config.get('default_scope') == 'mmpretrain':
+        raise UsageError('--adapters serves detection configs; give a classification config '
+                         'one CHECKPOINT')
+    merge = None if args.merge == 'none' else args.merge
+    inferencer = MultiAdapterInferencer(
+        config, adapters, device=args.device, merge=merge, palette=args.palette)
+    results = predict_adapters(inferencer, images, args.out_dir, args.score_thr)
+    for name, result in results.items():
+        count = sum(len(e['scores']) for e in result['images'])
+        print(f'{name}: {len(images)} images, {count} instances with score >= '
+              f'{args.score_thr} in {args.out_dir}/{name}/')
+
+
 def _main(argv=None):
     args = parse_args(argv)
-    images = find_images(args.inputs)
+    adapters, checkpoint, inputs = split_adapters(args)
+    images = find_images(inputs)
     config = load_config(args.config, args.cfg_options)
+    if adapters:
+        return _serve(args, config, adapters, images)
+    args.checkpoint = checkpoint
     if config.get('default_scope') == 'mmpretrain':
         if args.topk < 1:
             raise UsageError(f'--topk {args.topk}: give 1 or more classes per image')

@@ -25,7 +25,8 @@ from mmdet.apis import DetInferencer
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS
 
 from ..checkpoint import load_weights
-from ..registry import DATASETS, MODELS
+from ..datasets.metainfo import config_dataset_meta
+from ..registry import MODELS
 from ..utils.errors import UserError
 
 
@@ -76,16 +77,6 @@ def find_images(inputs):
         raise InferenceInputError(f'several inputs are named {twice[:3]}: their pictures '
                                   'would overwrite each other; run them separately')
     return found
-
-
-def config_dataset_meta(cfg):
-    """Classes and palette of the config's test dataset, without building it."""
-    ds = cfg.test_dataloader.dataset
-    while 'dataset' in ds:  # wrappers
-        ds = ds.dataset
-    meta = copy.deepcopy(dict(getattr(DATASETS.get(ds.type), 'METAINFO', None) or {}))
-    meta.update(copy.deepcopy(dict(ds.get('metainfo') or {})))
-    return {k.lower(): v for k, v in meta.items()}
 
 
 class LieRAInferencer(DetInferencer):
@@ -141,8 +132,9 @@ def _class_name(classes, label):
     return classes[label] if classes and 0 <= label < len(classes) else str(label)
 
 
-def predict(inferencer, images, out_dir, score_thr=0.3):
-    """Run on ``images``; write ``out_dir/vis/<name>`` and ``out_dir/predictions.json``.
+def predict(inferencer, images, out_dir, score_thr=0.3, extra=None):
+    """Run on ``images``; write ``out_dir/vis/<name>`` and ``out_dir/predictions.json``
+    (``extra``: more top-level entries, e.g. the adapter's name).
 
     Returns the JSON's content (dict)."""
     samples = inferencer(
@@ -174,6 +166,7 @@ def predict(inferencer, images, out_dir, score_thr=0.3):
         bbox_format='xyxy (pixels of the input image)',
         mask_format='COCO RLE',
         classes=classes,
+        **(extra or {}),
         images=entries)
     os.makedirs(out_dir, exist_ok=True)
     text = json.dumps(result, indent=1)  # readable, with each list of numbers on one line

@@ -5,7 +5,9 @@ neck, heads, any ``trainable`` pattern) and the persistent buffers outside the a
 (``adapted_modules``, default the backbone, and every module built with adapters: with
 ``type='LieRADetector'`` the whole detector, whose frozen statistics come from its
 checkpoint), plus the adapter settings of every LieRA layer
-(mode, rank, alpha, factor shapes) and the base config. Loading into a model built from the same
+(mode, rank, alpha, factor shapes), the base config, the task's class names and the sha256 of
+the base weights under the adapters (every tensor of the model the file does not hold:
+:func:`base_weights_sha256`). Loading into a model built from the same
 config (with the base pretrained weights) restores it exactly; any mismatch (other arch, rank,
 mode, missing or extra tensors, truncated or non-safetensors file) raises one
 :class:`AdapterCheckpointError` before a single tensor of the model is touched.
@@ -23,6 +25,7 @@ from ..models.freeze_policy import adapted_parts
 from ..models.peft import AdapterConfig, adapter_layers, is_adapter_key
 from ..utils.errors import UserError
 from .atomic import atomic_path
+from .digest import combine_digests, tensor_digests
 
 FORMAT = 'mmliera.adapters'
 # settings added after version 1 files were first written: their value when a file lacks them
@@ -70,18 +73,41 @@ def adapter_state_dict(
     return {n: t.detach() for n, t in out.items()}
 
 
+def base_digests(model: nn.Module) -> Dict[str, str]:
+    """Per-tensor digests (:func:`~.digest.tensor_digests`) of the model's state dict, adapter
+    tensors left out: what :func:`base_weights_sha256` combines."""
+    state = _unwrap(model).state_dict()
+    return tensor_digests({k: v for k, v in state.items() if not is_adapter_key(k)})
+
+
+def base_weights_sha256(model: nn.Module, held: Sequence[str], digests=None) -> str:
+    """sha256 of the model's tensors that an adapter file holding the keys ``held`` leaves to
+    the base (adapter tensors excluded): :func:`~.digest.combine_digests` of
+    :func:`base_digests` (or the ``digests`` given, taken earlier)."""
+    held = set(held)
+    digests = base_digests(model) if digests is None else digests
+    return combine_digests({k: v for k, v in digests.items() if k not in held})
+
+
 def save_adapter_checkpoint(model: nn.Module,
                             path,
                             config=None,
                             adapted_modules=('backbone', ),
-                            extra_meta=None):
-    """Write ``path`` (.safetensors) atomically; returns the number of tensors."""
+                            extra_meta=None,
+                            classes=None):
+    """Write ``path`` (.safetensors) atomically; returns the number of tensors. ``classes``:
+    the task's class names (default: the model's ``dataset_meta``, if any)."""
     tensors = {
         k: v.contiguous().cpu()
         for k, v in adapter_state_dict(model, adapted_modules).items()
     }
     if not tensors:
         raise AdapterCheckpointError('the model has no trainable parameter to save')
+    if classes is None:
+        classes = (getattr(_unwrap(model), 'dataset_meta', None) or {}).get('classes')
+    if any(getattr(m, 'merged', False) for m in adapter_layers(_unwrap(model)).values()):
+        raise AdapterCheckpointError('the model has merged adapters: unmerge them '
+                                     '(mmliera.unmerge_adapters(model)) before saving')
     meta = dict(
         format=FORMAT,
         version=str(VERSION),
@@ -89,7 +115,10 @@ def save_adapter_checkpoint(model: nn.Module,
         adapted_modules=json.dumps(list(adapted_modules)),
         model_class=type(_unwrap(model)).__name__,
         config=config if isinstance(config, str) else '',
+        base_sha256=base_weights_sha256(model, tensors),
         extra=json.dumps(extra_meta or {}, sort_keys=True, default=str))
+    if classes:
+        meta['classes'] = json.dumps([str(c) for c in classes])
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return len(tensors)

@@ -13,6 +13,20 @@ import re
 PARTIAL = re.compile(r'^\..+\.tmp-\d+$')
 
 
+def _umask():
+    """The process's umask, read without changing it (Linux: /proc; else set and restore)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in ``path``'s folder; when the block ends without an error it is
@@ -24,6 +38,9 @@ def atomic_path(path):
         yield tmp
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
+        # the permissions of a file opened for writing (some writers, e.g. safetensors, make
+        # their files readable by the owner only)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):

@@ -21,6 +21,26 @@ def state_dict_sha256(state_dict) -> str:
     return h.hexdigest()
 
 
+def tensor_digests(state_dict) -> dict:
+    """{key: 'dtype|shape|sha256 of the bytes'} of every tensor of ``state_dict``."""
+    out = {}
+    for key, v in state_dict.items():
+        if isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b''
+            out[key] = f'{t.dtype}|{tuple(t.shape)}|{hashlib.sha256(data).hexdigest()}'
+    return out
+
+
+def combine_digests(digests) -> str:
+    """One hex sha256 of :func:`tensor_digests` entries (sorted by key): equal for equal
+    tensors, so a subset's checksum needs no second pass over the data."""
+    h = hashlib.sha256()
+    for key in sorted(digests):
+        h.update(f'{key}|{digests[key]}\n'.encode())
+    return h.hexdigest()
+
+
 def weights_sha256(path) -> str:
     """sha256 of the weights (``state_dict``, or the whole dict of tensors) saved at ``path``."""
     ckpt = safe_load(path)

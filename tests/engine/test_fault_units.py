@@ -105,6 +105,26 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     assert is_partial(f'.f.txt.tmp-{os.getpid()}') and not is_partial('iter_4.pth')
 
 
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    """A writer that makes its file owner-only (safetensors does) still leaves a file with the
+    permissions of any file this process creates (0o666 minus the umask)."""
+    import stat
+
+    import torch
+
+    from mmliera import save_adapter_checkpoint
+    from mmliera.models.peft import LieRALinear
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = tmp_path / 'adapters.safetensors'
+    save_adapter_checkpoint(torch.nn.Sequential(LieRALinear(4, 4, rank=2)), str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    with atomic_path(tmp_path / 'private') as tmp:
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    assert stat.S_IMODE((tmp_path / 'private').stat().st_mode) == 0o666 & ~mask
+
+
 CUT_SCRIPT = r'''
 import os, signal, sys
 tests = os.path.join(sys.argv[1], 'tests')

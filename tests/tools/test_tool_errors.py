@@ -35,6 +35,11 @@ def _cases(tmp):
                          str(tmp / 'no_run')], ''),
         'benchmark': (['tools/analysis_tools/benchmark.py', '--amp-dtype',
                        'bfloat16'], '--amp-dtype needs --amp'),
+        'benchmark_adapters': (['tools/analysis_tools/benchmark_adapters.py', '--switches',
+                                '0'], 'positive numbers'),
+        'infer_adapters':
+        (['tools/infer.py', DEMO, '--adapters', 'a=x.safetensors', 'a=y.safetensors',
+          str(fake)], "the name 'a' is used twice"),
     }
 
 
@@ -67,7 +72,7 @@ def outcomes(tmp_path_factory):
 
 @pytest.mark.parametrize('name', [
     'train', 'test', 'infer', 'merge_adapters', 'count_params', 'compare_methods', 'browse_dataset',
-    'plot_curves', 'benchmark'
+    'plot_curves', 'benchmark', 'benchmark_adapters', 'infer_adapters'
 ])
 def test_expected_mistake_is_one_error_line(outcomes, name):
     tmp, done = outcomes

@@ -31,13 +31,17 @@ class AdapterCheckpointHook(Hook):
             return
         path = osp.join(runner.work_dir, f'{name}.safetensors')
         cfg = getattr(runner, 'cfg', None)
+        loop = getattr(runner, '_train_loop', None)  # (built once training runs)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
         save_adapter_checkpoint(
             runner.model,
             path,
             config=cfg.pretty_text if cfg is not None else None,
             adapted_modules=self.adapted_modules,
             extra_meta=dict(
-                epoch=runner.epoch, iter=runner.iter, config_file=getattr(cfg, 'filename', None)))
+                epoch=runner.epoch, iter=runner.iter, config_file=getattr(cfg, 'filename', None)),
+            classes=classes)
         runner.logger.info(f'AdapterCheckpointHook: saved {path}')
 
     def after_train_epoch(self, runner):

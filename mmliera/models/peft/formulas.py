@@ -7,6 +7,9 @@ For a weight W and factors A, B with scaling s = alpha / rank:
     exp:    W' = W ⊙ exp(ΔW)                            (the exact group exponential)
     lora:   W' = W + ΔW                                 (additive baseline, same factors)
 
+and back (a merge that kept no copy of W): taylor W = W' / (1 + ΔW), exp W = W' ⊙ exp(−ΔW),
+lora W = W' − ΔW (:func:`revert_update`; exact up to rounding, see there).
+
 ΔW and W' are formed in at least float32 (``compute_dtype``) and W' is returned in W's dtype.
 """
 from typing import Callable, NamedTuple
@@ -84,6 +87,7 @@ class Mode(NamedTuple):
     apply_: Callable  # W' in ΔW's memory (a ΔW nothing else uses, no grad)
     change: Callable  # W' − W
     grad_: Callable  # dL/dΔW from dL/dW' (in its memory), given W and W'
+    revert_: Callable  # W from W' and ΔW, in ΔW's memory
 
 
 def _exp_apply(w, d):
@@ -96,19 +100,22 @@ MODE_TABLE = {
         apply=lambda w, d: torch.addcmul(w, w, d),
         apply_=lambda w, d: torch.addcmul(w, w, d, out=d),
         change=lambda w, d: w * d,
-        grad_=lambda g, w, w_new: g.mul_(w)),
+        grad_=lambda g, w, w_new: g.mul_(w),
+        revert_=lambda w_new, d: torch.div(w_new, d.add_(1), out=d)),
     'exp':
     Mode(
         apply=_exp_apply,
         apply_=lambda w, d: d.exp_().mul_(w),
         change=lambda w, d: w * torch.expm1(d),
-        grad_=lambda g, w, w_new: g.mul_(w_new)),
+        grad_=lambda g, w, w_new: g.mul_(w_new),
+        revert_=lambda w_new, d: d.neg_().exp_().mul_(w_new)),
     'lora':
     Mode(
         apply=lambda w, d: d + w,
         apply_=lambda w, d: d.add_(w),
         change=lambda w, d: d,
-        grad_=lambda g, w, w_new: g),
+        grad_=lambda g, w, w_new: g,
+        revert_=lambda w_new, d: torch.sub(w_new, d, out=d)),
 }
 MODES = tuple(MODE_TABLE)
 
@@ -132,6 +139,14 @@ def apply_update(weight, delta, mode, inplace=False):
     m = mode_of(mode)
     w = weight.to(delta.dtype)
     return (m.apply_ if inplace else m.apply)(w, delta).to(weight.dtype)
+
+
+def revert_update(w_new, delta, mode):
+    """W from W' and ΔW (the inverse of :func:`apply_update`), formed in ΔW's memory; returns
+    W' dtype. Exact up to rounding: exp and lora within a few ulp of W' (lora: of |W'|, so
+    small weights next to a large ΔW lose relative precision); taylor divides by 1 + ΔW, so
+    where 1 + ΔW is near 0 (a weight the update all but removed) W comes back imprecise."""
+    return mode_of(mode).revert_(w_new.to(delta.dtype), delta).to(w_new.dtype)
 
 
 def update_only(weight, delta, mode):

@@ -136,13 +136,14 @@ def warn_exact_zeros(module: nn.Module) -> int:
     return sum(counts.values())
 
 
-def merge_adapters(module: nn.Module) -> int:
-    """Merge every LieRA layer; if one fails, those merged by this call are unmerged again."""
+def merge_adapters(module: nn.Module, keep_original: bool = True) -> int:
+    """Merge every LieRA layer (``keep_original``: see :meth:`~.layers.LieRALayer.merge`); if
+    one fails, those merged by this call are unmerged again."""
     done = []
     try:
         for layer in adapter_layers(module).values():
             if not layer.merged:
-                layer.merge()
+                layer.merge(keep_original)
                 done.append(layer)
     except Exception:
         for layer in done:
@@ -152,7 +153,8 @@ def merge_adapters(module: nn.Module) -> int:
 
 
 def unmerge_adapters(module: nn.Module) -> int:
-    """Unmerge every merged LieRA layer (restores the original weights bit-exactly)."""
+    """Unmerge every merged LieRA layer (the original weights: bit-exactly, or up to rounding
+    for layers merged without a copy of W)."""
     layers = [m for m in adapter_layers(module).values() if m.merged]
     for layer in layers:
         layer.unmerge()

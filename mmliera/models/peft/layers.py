@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .config import LAYER_KEYS, AdapterConfig, AdapterConfigError
 from .formulas import (apply_dora, apply_update, channel_norm, compute_dtype, delta_weight,
-                       update_only)
+                       revert_update, update_only)
 from .lean_op import lie_op
 from .names import ADAPTER_PARAMS, is_adapter_factor, is_adapter_key  # noqa: F401
 
@@ -197,11 +197,19 @@ class LieRALayer:
         w = apply_update(self.weight, delta, self.mode, inplace=fresh)
         return apply_dora(w, self.lora_magnitude, self.weight.dtype) if self.dora else w
 
-    def merge(self):
-        """Fold W' into ``weight``; the original W is kept for a bit-exact ``unmerge()``."""
+    def merge(self, keep_original=True):
+        """Fold W' into ``weight``. ``keep_original`` (default): the original W is kept for a
+        bit-exact ``unmerge()`` (a second copy of W); False: W' is written into W's own memory
+        and ``unmerge()`` recomputes W from W' and ΔW (:func:`~.formulas.revert_update`: exact
+        up to rounding; not with DoRA, whose normalisation cannot be undone)."""
         if self.merged:
             warnings.warn(f'{self.adapter_name}: already merged; nothing to do')
             return
+        if not keep_original and self.dora:
+            raise ValueError(
+                f'{self.adapter_name}: a merge without a copy of W cannot be undone with DoRA '
+                '(its per-channel normalisation is not invertible); merge with '
+                'keep_original=True')
         with torch.no_grad():
             new = self.merged_weight()
             if not torch.isfinite(new).all():
@@ -209,16 +217,25 @@ class LieRALayer:
                     f'{self.adapter_name}: merged weight has non-finite values '
                     f'({int((~torch.isfinite(new)).sum())} of {new.numel()}); the adapter '
                     'factors have diverged. Nothing was changed.')
-            self._unmerged_weight = self.weight.data
-            self.weight.data = new
-        self.merged = True
+            if keep_original:
+                self._unmerged_weight = self.weight.data
+                self.weight.data = new
+            else:
+                self.weight.data.copy_(new)
+        self.merged = 'copy' if keep_original else 'inplace'
 
     def unmerge(self):
-        """Restore the original W bit-exactly."""
+        """Restore the original W: bit-exactly after ``merge()``, up to rounding after
+        ``merge(keep_original=False)``."""
         if not self.merged:
             warnings.warn(f'{self.adapter_name}: not merged; nothing to do')
             return
-        self.weight.data = self._unmerged_weight
+        if self.merged == 'inplace':
+            with torch.no_grad():
+                delta = self._delta()
+                self.weight.data.copy_(revert_update(self.weight.data, delta, self.mode))
+        else:
+            self.weight.data = self._unmerged_weight
         self._unmerged_weight = None
         self.merged = False
 
