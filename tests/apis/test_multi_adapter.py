@@ -230,17 +230,25 @@ def test_inplace_merge_keeps_no_copy_and_unmerges_up_to_rounding():
         dora.merge(keep_original=False)
 
 
+def _serve(cfg, files, images, out):
+    """tools/infer.py CONFIG --adapters NAME=FILE ... (every detection kept); (stdout, {name:
+    predictions.json})."""
+    code, stdout, stderr = tool_in_process('infer', cfg, '--adapters',
+                                           *(f'{n}={f}'
+                                             for n, f in files.items()), *images, '--out-dir',
+                                           str(out), '--score-thr', '0.0', '--device', 'cpu')
+    assert code == 0, stderr
+    return stdout, {n: json.loads((out / n / 'predictions.json').read_text()) for n in files}
+
+
 def test_infer_tool_serves_several_adapters(tasks, tmp_path):
     """tools/infer.py CONFIG --adapters NAME=FILE ... IMAGES: pictures and predictions.json
     per adapter under OUT_DIR/NAME/, each with its own class names; mistakes: one error line."""
     files, out = tasks['files'], tmp_path / 'serve'
-    code, stdout, stderr = tool_in_process('infer', tasks['cfg'], '--adapters',
-                                           f'three={files["three"]}',
-                                           f'two={files["two"]}', *tasks['images'], '--out-dir',
-                                           str(out), '--score-thr', '0.0', '--device', 'cpu')
-    assert code == 0, stderr
+    stdout, served = _serve(tasks['cfg'], {n: files[n]
+                                           for n in ('three', 'two')}, tasks['images'], out)
     for name, classes in (('three', ['square', 'disc', 'triangle']), ('two', list(TWO))):
-        data = json.loads((out / name / 'predictions.json').read_text())
+        data = served[name]
         assert data['classes'] == classes and data['adapter'] == name
         assert sorted(os.listdir(out / name / 'vis')) == ['000000.jpg', '000001.jpg']
         labels = {label for e in data['images'] for label in e['label_names']}
@@ -314,13 +322,9 @@ def test_whole_detector_adapters_of_different_classes(tasks, tmp_path):
         alone = LieRAInferencer(cfgs[name], files[name], device='cpu')
         _same(_raw(inf, tasks['images']), _raw(alone, tasks['images']))
     out = tmp_path / 'serve'
-    code, _, stderr = tool_in_process('infer', cfgs['discs'], '--adapters',
-                                      f'shapes={files["shapes"]}',
-                                      f'discs={files["discs"]}', *tasks['images'], '--out-dir',
-                                      str(out), '--score-thr', '0.0', '--device', 'cpu')
-    assert code == 0, stderr
+    _, served = _serve(cfgs['discs'], files, tasks['images'], out)
     for name, classes in (('shapes', ['square', 'disc', 'triangle']), ('discs', list(TWO))):
-        data = json.loads((out / name / 'predictions.json').read_text())
+        data = served[name]
         assert data['classes'] == classes
         labels = {label for e in data['images'] for label in e['label_names']}
         assert labels and labels <= set(classes)
