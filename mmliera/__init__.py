@@ -29,8 +29,9 @@ with warnings.catch_warnings():
     from .checkpoint import AdapterCheckpointError, load_adapter_checkpoint, save_adapter_checkpoint
     from .checkpoint.safe_load import register_safe_globals
     from .datasets import SyntheticCocoDataset, ensure_synthetic_coco
-    from .engine import AdapterCheckpointHook, LieRAFreezeHook, LieRARunner
-    from .models import AdapterConfig, FreezePolicy, LieRAConvNeXt, adapt_module, inject_adapters
+    from .engine import AdapterCheckpointHook, LieRACompileHook, LieRAFreezeHook, LieRARunner
+    from .models import (AdapterConfig, FreezePolicy, LieRAConvNeXt, adapt_module, compile_parts,
+                         inject_adapters)
     from .models.peft import (LieRAConv2d, LieRALayer, LieRALinear, adapter_layers, merge_adapters,
                               unmerge_adapters)
 
@@ -43,5 +44,6 @@ __all__ = [
     'LieRALinear', 'adapter_layers', 'inject_adapters', 'merge_adapters', 'unmerge_adapters',
     'LieRAFreezeHook', 'LieRARunner', 'FreezePolicy', 'LieRAConvNeXt', 'adapt_module',
     'SyntheticCocoDataset', 'ensure_synthetic_coco', 'AdapterCheckpointError',
-    'load_adapter_checkpoint', 'save_adapter_checkpoint', 'AdapterCheckpointHook', 'AdapterConfig'
+    'load_adapter_checkpoint', 'save_adapter_checkpoint', 'AdapterCheckpointHook', 'AdapterConfig',
+    'LieRACompileHook', 'compile_parts'
 ]

@@ -25,7 +25,7 @@ from ..utils.errors import UserError
 from .atomic import atomic_path
 
 MMLIERA_HOOKS = ('LieRAFreezeHook', 'PretrainBackboneHook', 'AdapterCheckpointHook',
-                 'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook')
+                 'ExactResumeHook', 'NonFiniteLossHook', 'AtomicCheckpointHook', 'LieRACompileHook')
 MMLIERA_TYPES = MMLIERA_HOOKS + ('LieRAConvNeXt', 'LieRA', 'LieRADetector', 'LieRARunner',
                                  'SyntheticCocoDataset')
 LIERA_DETECTOR_KEYS = ('detector', 'adapters', 'new_layers', 'trainable')

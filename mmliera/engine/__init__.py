@@ -1,9 +1,10 @@
-from .hooks import (AdapterCheckpointHook, AtomicCheckpointHook, ExactResumeHook, LieRAFreezeHook,
-                    NonFiniteLossError, NonFiniteLossHook, PretrainBackboneHook, export_backbone)
+from .hooks import (AdapterCheckpointHook, AtomicCheckpointHook, ExactResumeHook, LieRACompileHook,
+                    LieRAFreezeHook, NonFiniteLossError, NonFiniteLossHook, PretrainBackboneHook,
+                    export_backbone)
 from .runner import LieRARunner
 
 __all__ = [
-    'AdapterCheckpointHook', 'AtomicCheckpointHook', 'ExactResumeHook', 'LieRAFreezeHook',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'PretrainBackboneHook', 'export_backbone',
-    'LieRARunner'
+    'AdapterCheckpointHook', 'AtomicCheckpointHook', 'ExactResumeHook', 'LieRACompileHook',
+    'LieRAFreezeHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PretrainBackboneHook',
+    'export_backbone', 'LieRARunner'
 ]

@@ -73,11 +73,13 @@ def test_rows_and_counts(bench):
     rows = {r['method']: r for r in data['rows']}
     assert list(rows) == expected
     for m, r in rows.items():
-        assert len(r) == 7 and r['peak_mb'] > r['above_model_mb'] >= 0, r
+        assert len(r) == 8 and r['peak_mb'] > r['above_model_mb'] >= 0, r
+        assert r['first_step_s'] > 0, r  # the first step, timed apart
         assert r['min_s'] <= r['median_s'] <= r['max_s'], r
         # each row of the markdown table shows the JSON's figures
         line = (f"| {m} | {r['trainable']:,} | {r['median_s']:.3f} | {r['min_s']:.3f}-"
-                f"{r['max_s']:.3f} | {r['peak_mb']:.0f} | {r['above_model_mb']:.0f} |")
+                f"{r['max_s']:.3f} | {r['peak_mb']:.0f} | {r['above_model_mb']:.0f} | "
+                f"{r['first_step_s']:.1f} |")
         assert line in table.splitlines(), line
     assert rows['frozen']['trainable'] == 0 and rows['plain_infer']['trainable'] == 0
     assert rows['merged_infer']['trainable'] == rows['liera']['trainable']  # factors, merged
@@ -105,7 +107,9 @@ def _check_ratio(data, table, rows, name):
 def test_ratios_are_the_rows_arithmetic(bench):
     _, data, table = bench
     rows = {r['method']: r for r in data['rows']}
-    assert set(data['ratios']) == set(RATIOS)
+    assert set(RATIOS) <= set(data['ratios'])
+    # the compiled methods' ratios: none without --compile (test_compiled_methods)
+    assert all(v is None for k, v in data['ratios'].items() if '+compile' in k)
     for name, (a, b, _) in RATIOS.items():
         if 'peft' in a + b:
             continue  # test_peft_ratios
@@ -188,6 +192,7 @@ def test_amp_on_cpu_is_bf16_autocast(tmp_path):
 @pytest.mark.parametrize('args,match', [
     (['--amp-dtype', 'float16'], '--amp-dtype needs --amp'),
     (['--device', 'cuda'], 'torch sees no CUDA device here'),
+    (['--compile', '--compile-backend', 'nope'], "unknown torch.compile backend 'nope'"),
 ])
 def test_bad_device_requests(args, match):
     import torch
@@ -196,3 +201,92 @@ def test_bad_device_requests(args, match):
     code, _, err = tool_in_process('benchmark', *args)
     assert code == 1 and err.strip().splitlines() == [err.strip()]
     assert err.startswith('error: ') and match in err
+
+
+def _lean_layer_step(mode):
+    """fwd + bwd of one 3x3 conv (8 -> 8 channels): plain and fully trained (mode None) or
+    LieRA-adapted with W frozen (the lean op)."""
+    import torch
+
+    from mmliera import LieRAConv2d
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(8, 8, 3, padding=1)
+    if mode:
+        layer = LieRAConv2d.from_module(layer, rank=2, mode=mode)
+        layer.weight.requires_grad_(False)
+        layer.bias.requires_grad_(False)
+    x = torch.randn(1, 8, 16, 16)
+    return lambda: layer(x).sum().backward()
+
+
+def test_count_ops_counts_what_runs_a_kernel():
+    import torch
+    count_ops = _benchmark_module().count_ops
+    cpu = torch.device('cpu')
+    a = torch.randn(4, 4)
+    # views, transposes and no-op casts are not counted; a cast that copies is
+    assert count_ops(lambda: torch.mm(a, a.t()).add_(1).view(16).to(torch.float32), cpu) == \
+        dict(ops=2, aten_ops=2, compiled_kernels=0, optimizer_ops=0)
+    assert count_ops(lambda: a.to(torch.float64), cpu)['ops'] == 1
+    # one adapted conv layer's training step, over the plain layer's (conv, its backward, the
+    # loss): W' from the factors with the scaling folded in (taylor mm + addcmul, lora one
+    # addmm), rebuilt in backward, and one addmm per factor gradient; deterministic
+    counts = {}
+    for mode in (None, 'taylor', 'exp', 'lora'):
+        step = _lean_layer_step(mode)
+        step()  # gradients exist: later steps accumulate into them, as training does
+        counts[mode] = count_ops(step, cpu)
+        assert count_ops(step, cpu) == counts[mode]
+    extra = {m: counts[m]['ops'] - counts[None]['ops'] for m in ('taylor', 'exp', 'lora')}
+    assert extra == dict(taylor=7, exp=11, lora=4), extra
+
+
+@pytest.mark.slow
+def test_count_ops_sees_inductor_kernels():
+    import torch
+    import torch._inductor.config as inductor_config
+    count_ops = _benchmark_module().count_ops
+    a = torch.randn(64, 64)
+
+    def f(x):
+        return (x * 2 + 1).relu().sum()
+
+    with inductor_config.patch({'cpp.enable_kernel_profile': True}):
+        torch._dynamo.reset()
+        compiled = torch.compile(f)
+        compiled(a)
+        found = count_ops(lambda: compiled(a), torch.device('cpu'))
+    eager = count_ops(lambda: f(a), torch.device('cpu'))
+    assert eager == dict(ops=4, aten_ops=4, compiled_kernels=0, optimizer_ops=0)
+    # one fused C++ kernel (and perhaps the output's allocation-free wrapper ops)
+    assert found['compiled_kernels'] >= 1 and found['ops'] < eager['ops'], found
+
+
+@pytest.mark.slow
+def test_compiled_methods(tmp_path):
+    """--compile adds <method>+compile rows (here through aot_eager: a cold inductor compile of
+    even the atto backbone takes minutes on 2 cores) with their first step timed apart, and
+    their ratios; --count-ops writes the operator table instead."""
+    common = [
+        sys.executable, 'tools/analysis_tools/benchmark.py', '--device', 'cpu', '--arch', 'atto',
+        '--size', '32', '--warmup', '1', '--compile', '--compile-backend', 'aot_eager', '--methods',
+        'liera', '--out',
+        str(tmp_path)
+    ]
+    run(common + ['--repeats', '1', '--no-memory'])
+    data = json.loads((tmp_path / 'benchmark.json').read_text())
+    rows = {r['method']: r for r in data['rows']}
+    assert list(rows) == ['liera', 'liera+compile']
+    assert rows['liera+compile']['trainable'] == rows['liera']['trainable']
+    ratio = data['ratios']['liera+compile / liera (time)']
+    assert ratio == pytest.approx(rows['liera+compile']['median_s'] / rows['liera']['median_s'])
+    assert data['ratios']['liera+compile / full+compile (time)'] is None  # full not run
+    run(common + ['--count-ops'])
+    ops = json.loads((tmp_path / 'ops.json').read_text())['rows']
+    assert set(ops) == {'liera', 'liera+compile'}
+    # aot_eager runs the traced graph's aten ops: the same step, no more operators
+    assert 0 < ops['liera+compile']['ops'] <= ops['liera']['ops']
+    table = (tmp_path / 'ops.md').read_text()
+    assert f"| liera | {ops['liera']['ops']} | " in table
+    # the optimizer's part: AdamW over the same factors, compiled backbone or not
+    assert ops['liera']['optimizer_ops'] == ops['liera+compile']['optimizer_ops'] > 0

@@ -1,12 +1,16 @@
 """Training-step time and peak memory of LieRA vs LoRA vs exp vs full fine-tuning vs PEFT.
 
     python tools/analysis_tools/benchmark.py [--arch base] [--batch 1] [--size 384] [--rank 16]
-                              [--device cpu|cuda] [--amp] [--paper]
+                              [--device cpu|cuda] [--amp] [--paper] [--compile] [--count-ops]
                               [--repeats 5] [--warmup 2] [--out work_dirs/benchmark]
 
 ``--paper``: the paper's detection setting (ConvNeXt-V2-B, batch 2, 3x1024x1024). ``--amp``: the
 step under autocast (CUDA: float16 with a GradScaler, as mmengine's AmpOptimWrapper; CPU:
-bfloat16; ``--amp-dtype`` picks), the optimizer on the fp32 parameters.
+bfloat16; ``--amp-dtype`` picks), the optimizer on the fp32 parameters. ``--compile``: full,
+lora, liera and liera_exp also compiled (``<method>+compile``: the backbone through
+:func:`mmliera.models.compile_parts`, inductor), with each method's first step (the compile)
+timed apart. ``--count-ops``: instead of times and memory, the operators one training step runs
+(:func:`count_ops`), eager and, with ``--compile``, compiled.
 
 (One command-line tool in one file, about 430 lines: the methods, the timing and memory workers,
 and the ratio report are read together and used nowhere else.)
@@ -51,6 +55,8 @@ from mmliera.cli.errors import UsageError
 
 TRAIN = ['full', 'frozen', 'lora', 'liera', 'liera_exp', 'peft_lora', 'peft_hira', 'liera_peft']
 INFER = ['plain_infer', 'merged_infer']
+COMPILABLE = ['full', 'lora', 'liera', 'liera_exp']  # --compile: also '<method>+compile'
+COMPILED = [f'{m}+compile' for m in COMPILABLE]
 
 
 def have_peft():
@@ -71,7 +77,15 @@ def peft_targets(backbone):
 
 
 def build(method, args, device):
-    """(module, trainable params, train?) for a method."""
+    """(module, train?) for a method; ``<method>+compile``: its backbone compiled."""
+    model, train = _build(method.split('+')[0], args, device)
+    if method.endswith('+compile'):
+        from mmliera.models import compile_parts
+        compile_parts(model, [''], backend=args.compile_backend)
+    return model, train
+
+
+def _build(method, args, device):
     from mmpretrain.models.backbones import ConvNeXt
 
     import mmliera
@@ -179,16 +193,111 @@ def timed(fn, device):
 
 
 def run_times(methods, args, device):
+    """(step times, trainable counts, first step's seconds: a compiled method's compile)."""
     steps = {m: Step(m, args, device) for m in methods}
     counts = {m: sum(p.numel() for p in s.params) for m, s in steps.items()}
-    for _ in range(args.warmup):
+    first = {m: timed(s, device) for m, s in steps.items()}
+    for _ in range(args.warmup - 1):
         for s in steps.values():
             s()
     times = {m: [] for m in methods}
     for _ in range(args.repeats):
         for m, s in steps.items():
             times[m].append(timed(s, device))
-    return times, counts
+    return times, counts, first
+
+
+# what makes no kernel: views, allocations, dtype queries (an op counts if it or an op it
+# calls is not one of these, e.g. aten::to with a copy)
+NO_KERNEL = {
+    'aten::' + n
+    for n in ('view', 'reshape', '_reshape_alias', '_unsafe_view', 't', 'transpose', 'permute',
+              'expand', 'expand_as', 'unsqueeze', 'squeeze', 'as_strided', 'detach', 'alias',
+              'select', 'slice', 'unbind', 'split', 'chunk', 'narrow', 'flatten', 'view_as',
+              'empty', 'empty_like', 'empty_strided', 'to', 'contiguous', 'resolve_conj',
+              'resolve_neg', 'result_type', 'promote_types', 'lift_fresh', 'numpy_T', 'mT',
+              'is_nonzero', 'size', 'stride', 'set_', 'resize_')
+} | {'detach'}
+
+
+def count_ops(step, device):
+    """{'ops': operators one call of ``step`` runs, ...} from torch's profiler: aten operators
+    not called by another aten operator (what the Python code and autograd dispatch, the
+    conv or matmul counted once, not its inner calls), leaving out those that make no kernel
+    (:data:`NO_KERNEL`), plus the kernels of compiled code (inductor's C++ kernels, recorded
+    when ``torch._inductor.config.cpp.enable_kernel_profile`` was set before compiling). CUDA:
+    also ``gpu_kernels``, every kernel and copy the GPU ran. ``optimizer_ops``: the part inside
+    the optimizer's step (torch's CPU AdamW runs a loop of operators per parameter; on CUDA it
+    runs a few multi-tensor kernels). Deterministic for a fixed step."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+        torch.cuda.synchronize()
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+    events = prof.events()
+
+    def real(e):
+        return e.name not in NO_KERNEL or any(real(c) for c in e.cpu_children)
+
+    def kernel(e):
+        return '_fused_' in e.name and not e.name.startswith('aten::')
+
+    ops = compiled = optimizer = 0
+    for e in events:
+        if e.device_type != DeviceType.CPU:
+            continue
+        up, inside, in_optimizer = e.cpu_parent, False, False
+        while up is not None:
+            if up.name.startswith('aten::') or kernel(up):
+                inside = True
+                break
+            in_optimizer |= up.name.startswith('Optimizer.step')
+            up = up.cpu_parent
+        if inside:
+            continue
+        if kernel(e):
+            compiled += 1
+        elif e.name.startswith('aten::') and real(e):
+            ops += 1
+            optimizer += in_optimizer
+    found = dict(
+        ops=ops + compiled, aten_ops=ops, compiled_kernels=compiled, optimizer_ops=optimizer)
+    if device.type == 'cuda':
+        found['gpu_kernels'] = sum(1 for e in events if e.device_type == DeviceType.CUDA)
+    return found
+
+
+def run_count_ops(methods, args, device):
+    """``--count-ops``: the table of :func:`count_ops` per method (after the warm-up steps)."""
+    import torch._inductor.config as inductor_config
+    inductor_config.cpp.enable_kernel_profile = True  # before any compile: kernels recorded
+    rows = {}
+    for m in methods:
+        s = Step(m, args, device)
+        for _ in range(max(args.warmup, 2)):
+            s()
+        rows[m] = count_ops(s, device)
+        print(f'{m}: {rows[m]}', flush=True)
+        del s
+    head = (f'ConvNeXt-V2-{args.arch}, batch {args.batch}, 3x{args.size}x{args.size}, rank '
+            f'{args.rank}, device {device}, torch {torch.__version__}: operators of one '
+            'training step (forward, backward, AdamW)')
+    gpu = device.type == 'cuda'
+    lines = [
+        head, '', '| method | operators | forward + backward | optimizer step | of which '
+        'compiled kernels |' + (' GPU kernels |' if gpu else ''),
+        '|---|---:|---:|---:|---:|' + ('---:|' if gpu else '')
+    ]
+    for m, r in rows.items():
+        lines.append(f"| {m} | {r['ops']} | {r['ops'] - r['optimizer_ops']} | "
+                     f"{r['optimizer_ops']} | {r['compiled_kernels']} |" +
+                     (f" {r['gpu_kernels']} |" if gpu else ''))
+    return '\n'.join(lines), dict(setting=head, rows=rows)
 
 
 def peak_memory(method, args):
@@ -198,7 +307,8 @@ def peak_memory(method, args):
         osp.abspath(__file__), '--worker', method, '--arch', args.arch, '--batch',
         str(args.batch), '--size',
         str(args.size), '--rank',
-        str(args.rank), '--warmup', '1', '--repeats', '2', '--device', args.device
+        str(args.rank), '--warmup', '1', '--repeats', '2', '--device', args.device,
+        '--compile-backend', args.compile_backend
     ]
     if args.amp:
         cmd += ['--amp'] + (['--amp-dtype', args.amp_dtype] if args.amp_dtype else [])
@@ -313,6 +423,15 @@ RATIOS = {
     'liera_peft / peft_lora (peak memory)': ('liera_peft', 'peft_lora', 'memory', 1.00),
     'liera_peft / peft_hira (time)': ('liera_peft', 'peft_hira', 'time', 0.75),
     'merged_infer / plain_infer (time)': ('merged_infer', 'plain_infer', 'time', 1.02),
+    # --compile (goals: compiled LieRA no slower than eager LieRA; on a GPU, compiled LieRA no
+    # slower than compiled full fine-tuning, keeping its memory advantage)
+    'liera+compile / liera (time)': ('liera+compile', 'liera', 'time', 1.00),
+    'liera+compile / full+compile (time)': ('liera+compile', 'full+compile', 'time', 1.00),
+    'liera+compile / full+compile (peak memory)': ('liera+compile', 'full+compile', 'memory', None),
+    'liera+compile / lora+compile (time)': ('liera+compile', 'lora+compile', 'time', None),
+    'liera_exp+compile / liera+compile (time)':
+    ('liera_exp+compile', 'liera+compile', 'time', None),
+    'full+compile / full (time)': ('full+compile', 'full', 'time', None),
 }
 # the paper's COCO figures (ConvNeXt-V2-B, r=16, minutes/epoch and GB): Table 5 LieRA 50.17 /
 # 9.97 vs LoRA 55.42 / 8.62; Table 6 without Taylor 76.28 / 14.74
@@ -336,7 +455,7 @@ def ratio(a, b):
     return None if a is None or b is None else a / b
 
 
-def report(times, counts, memory, above, args, device):
+def report(times, counts, memory, above, args, device, first=None):
     med = {m: statistics.median(t) for m, t in times.items()}
     rows = []
     for m in times:
@@ -348,7 +467,8 @@ def report(times, counts, memory, above, args, device):
                 min_s=min(times[m]),
                 max_s=max(times[m]),
                 peak_mb=memory.get(m),
-                above_model_mb=above.get(m)))
+                above_model_mb=above.get(m),
+                first_step_s=(first or {}).get(m)))
     figures = dict(time=med, memory=memory, above=above)
     ratios = {
         name: ratio(figures[fig].get(a), figures[fig].get(b))
@@ -370,13 +490,15 @@ def report(times, counts, memory, above, args, device):
                 process='in its own process')[args.memory]))
     lines = [
         head, '', '| method | trainable params | step time median (s) | min-max (s) | '
-        'peak memory (MB) | of which steps (MB) |', '|---|---:|---:|---:|---:|---:|'
+        'peak memory (MB) | of which steps (MB) | first step (s) |',
+        '|---|---:|---:|---:|---:|---:|---:|'
     ]
     for r in rows:
         mem = '' if r['peak_mb'] is None else f"{r['peak_mb']:.0f}"
         step = '' if r['above_model_mb'] is None else f"{r['above_model_mb']:.0f}"
+        once = '' if r['first_step_s'] is None else f"{r['first_step_s']:.1f}"
         lines.append(f"| {r['method']} | {r['trainable']:,} | {r['median_s']:.3f} | "
-                     f"{r['min_s']:.3f}-{r['max_s']:.3f} | {mem} | {step} |")
+                     f"{r['min_s']:.3f}-{r['max_s']:.3f} | {mem} | {step} | {once} |")
     lines += [
         '', '| ratio | measured | target | paper (COCO, Tables 5-6) |', '|---|---:|---:|---:|'
     ]
@@ -399,7 +521,24 @@ def main(argv=None):
     p.add_argument('--rank', type=int, default=16)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--methods', nargs='+', default=TRAIN + INFER, choices=TRAIN + INFER)
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        choices=TRAIN + INFER + COMPILED,
+        help='default: all (--compile: full, lora, liera, liera_exp)')
+    p.add_argument(
+        '--compile',
+        action='store_true',
+        help='also each of full, lora, liera, liera_exp with its backbone compiled '
+        '(torch.compile, inductor): <method>+compile')
+    p.add_argument(
+        '--compile-backend',
+        default='inductor',
+        help='the torch.compile backend of the +compile methods (default: inductor)')
+    p.add_argument(
+        '--count-ops',
+        action='store_true',
+        help='count the operators of one training step per method instead of timing')
     p.add_argument('--no-memory', action='store_true', help='skip the peak memory')
     p.add_argument(
         '--memory',
@@ -449,7 +588,15 @@ def main(argv=None):
     if args.worker:
         return worker(args, device)
 
-    methods = list(args.methods)
+    methods = list(args.methods or (COMPILABLE if args.compile else TRAIN + INFER))
+    if args.compile:
+        methods += [f'{m}+compile' for m in methods if m in COMPILABLE]
+        methods = list(dict.fromkeys(methods))
+    if any(m.endswith('+compile') for m in methods):
+        from mmliera.models.compile_parts import check_compile_kwargs, check_cpp_compiler
+        check_compile_kwargs(dict(backend=args.compile_backend), '--compile-backend')
+        if device.type == 'cpu' and args.compile_backend == 'inductor':
+            check_cpp_compiler('--compile')
     if not have_peft():
         skipped = [m for m in methods if m.startswith('peft_')]
         if skipped:
@@ -457,7 +604,10 @@ def main(argv=None):
         methods = [m for m in methods if m not in skipped]
     print(f'device: {device}; methods: {methods}', flush=True)
     t0 = time.time()
-    times, counts = run_times(methods, args, device)
+    if args.count_ops:
+        table, data = run_count_ops(methods, args, device)
+        return _write(args, table, data, 'ops', t0)
+    times, counts, first = run_times(methods, args, device)
     if args.no_memory:
         mem = {}
     elif args.memory == 'inline':
@@ -468,15 +618,19 @@ def main(argv=None):
         mem = {m: peak_memory(m, args) for m in methods}
     memory = {m: v['peak_mb'] for m, v in mem.items()}
     above = {m: v['above_model_mb'] for m, v in mem.items()}
-    table, data = report(times, counts, memory, above, args, device)
+    table, data = report(times, counts, memory, above, args, device, first)
+    _write(args, table, data, 'benchmark', t0)
+
+
+def _write(args, table, data, name, t0):
     data['seconds'] = time.time() - t0
     os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'benchmark.md'), 'w') as f:
+    with open(osp.join(args.out, f'{name}.md'), 'w') as f:
         f.write(table + '\n')
-    with open(osp.join(args.out, 'benchmark.json'), 'w') as f:
+    with open(osp.join(args.out, f'{name}.json'), 'w') as f:
         json.dump(data, f, indent=1)
     print(table)
-    print(f'\n({data["seconds"]:.0f} s; written to {args.out}/benchmark.md and .json)')
+    print(f'\n({data["seconds"]:.0f} s; written to {args.out}/{name}.md and .json)')
 
 
 if __name__ == '__main__':

@@ -141,6 +141,44 @@ def apply_update(weight, delta, mode, inplace=False):
     return (m.apply_ if inplace else m.apply)(w, delta).to(weight.dtype)
 
 
+def updated_weight(weight,
+                   lora_A,
+                   lora_B,
+                   scaling,
+                   mode,
+                   lora_A0=None,
+                   lora_B0=None,
+                   inplace=False):
+    """W' straight from the factors, in W's dtype: what the layers' forward, the lean op and
+    merge use (the same kernels, so the same bits, in every path).
+
+    The scaling goes into the op that joins W and the factor product, so W' costs the fewest
+    kernels: taylor ``mm`` + ``addcmul(W, W, BA, value=s)``, lora one ``addmm(W, B, A,
+    alpha=s)``, exp as :func:`delta_weight` (the smaller factor scaled) + ``exp`` + ``mul``;
+    PiSSA's ``B0 A0`` is one more ``addmm``. ``inplace``: taylor and exp form W' in the
+    product's own memory (no grad; lora's addmm makes its one W-sized tensor either way).
+    """
+    ct = compute_dtype(weight.dtype)
+    if mode == 'exp':
+        delta = delta_weight(lora_A, lora_B, scaling, weight.shape, weight.dtype, lora_A0, lora_B0)
+        return apply_update(weight, delta, mode, inplace=inplace)
+    mode_of(mode)
+    with torch.autocast(device_type=lora_A.device.type, enabled=False):
+        a, b, w = lora_A.to(ct), lora_B.to(ct), weight.to(ct)
+        a0, b0 = (None, None) if lora_A0 is None else (lora_A0.to(ct), lora_B0.to(ct))
+        if mode == 'lora':
+            out = torch.addmm(w.reshape(b.shape[0], a.shape[1]), b, a, alpha=scaling)
+            if a0 is not None:
+                out = torch.addmm(out, b0, a0, alpha=-scaling)
+            return out.view(weight.shape).to(weight.dtype)
+        prod = torch.mm(b, a)
+        if a0 is not None:
+            prod = torch.addmm(prod, b0, a0, alpha=-1)
+        prod = prod.view(weight.shape)
+        out = torch.addcmul(w, w, prod, value=scaling, out=prod if inplace else None)
+        return out.to(weight.dtype)
+
+
 def revert_update(w_new, delta, mode):
     """W from W' and ΔW (the inverse of :func:`apply_update`), formed in ΔW's memory; returns
     W' dtype. Exact up to rounding: exp and lora within a few ulp of W' (lora: of |W'|, so

@@ -23,8 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import LAYER_KEYS, AdapterConfig, AdapterConfigError
-from .formulas import (apply_dora, apply_update, channel_norm, compute_dtype, delta_weight,
-                       revert_update, update_only)
+from .formulas import (apply_dora, channel_norm, compute_dtype, delta_weight, revert_update,
+                       update_only, updated_weight)
 from .lean_op import lie_op
 from .names import ADAPTER_PARAMS, is_adapter_factor, is_adapter_key  # noqa: F401
 
@@ -192,9 +192,17 @@ class LieRALayer:
         """W' for the layer's mode, in W's dtype (differentiable in A and B; merged: weight)."""
         if self.merged:
             return self.weight
-        delta = self._delta()
-        fresh = not (delta.requires_grad or self.weight.requires_grad)
-        w = apply_update(self.weight, delta, self.mode, inplace=fresh)
+        fresh = not torch.is_grad_enabled() or not any(
+            t.requires_grad for t in (self.weight, self.lora_A, self.lora_B))
+        w = updated_weight(
+            self.weight,
+            self.lora_A,
+            self.lora_B,
+            self.scaling,
+            self.mode,
+            self.lora_A0,
+            self.lora_B0,
+            inplace=fresh)
         return apply_dora(w, self.lora_magnitude, self.weight.dtype) if self.dora else w
 
     def merge(self, keep_original=True):

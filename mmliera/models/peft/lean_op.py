@@ -5,7 +5,7 @@ from :mod:`.formulas`, so forward, merge and export form the same W'.
 """
 import torch
 
-from .formulas import apply_update, delta_weight, grad_delta_
+from .formulas import compute_dtype, grad_delta_, updated_weight
 
 
 def _autocast_dtype(x, weight):
@@ -41,8 +41,7 @@ class _LieRAOp(torch.autograd.Function):
         amp = _autocast_dtype(x, weight)
         ctx.x_dtype, ctx.bias_dtype = x.dtype, None if bias is None else bias.dtype
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            delta = delta_weight(lora_A, lora_B, scaling, weight.shape, weight.dtype)
-            w = apply_update(weight, delta, mode, inplace=True)
+            w = updated_weight(weight, lora_A, lora_B, scaling, mode, inplace=True)
             if amp is not None:
                 x, w = x.to(amp), w.to(amp)
                 bias = None if bias is None else bias.to(amp)
@@ -57,9 +56,8 @@ class _LieRAOp(torch.autograd.Function):
         x, weight, lora_A, lora_B = ctx.saved_tensors
         need_x, _, need_b, need_A, need_B = ctx.needs_input_grad[:5]
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            delta = delta_weight(lora_A, lora_B, ctx.scaling, weight.shape, weight.dtype)
-            ct = delta.dtype
-            w = apply_update(weight, delta, ctx.mode, inplace=True)  # W' again, not stored
+            w = updated_weight(weight, lora_A, lora_B, ctx.scaling, ctx.mode, inplace=True)
+            ct = compute_dtype(weight.dtype)  # W' again, not stored
             w_op = w if ctx.amp is None else w.to(ctx.amp)
             if ctx.mode != 'exp':
                 w = None  # only exp's dL/dΔW needs W' (in fp32): free it early otherwise
@@ -72,11 +70,14 @@ class _LieRAOp(torch.autograd.Function):
                 g = grad_delta_(grad_w.to(ct), weight.to(ct), w_exp, ctx.mode)
                 g = g.reshape(lora_B.shape[0], lora_A.shape[1])
                 a, b = lora_A.to(g.dtype), lora_B.to(g.dtype)
-                # the scaling goes onto the small products, not onto the W-sized g
+                # s·g Aᵀ and s·Bᵀ g, each one addmm (beta=0: its first argument, a tensor of
+                # the result's shape, is not read)
                 if need_B:
-                    grad_B = torch.mm(g, a.t()).mul_(ctx.scaling).to(lora_B.dtype)
+                    grad_B = torch.addmm(b, g, a.t(), beta=0, alpha=ctx.scaling)
+                    grad_B = grad_B.to(lora_B.dtype)
                 if need_A:
-                    grad_A = torch.mm(b.t(), g).mul_(ctx.scaling).to(lora_A.dtype)
+                    grad_A = torch.addmm(a, b.t(), g, beta=0, alpha=ctx.scaling)
+                    grad_A = grad_A.to(lora_A.dtype)
             if grad_x is not None:
                 grad_x = grad_x.to(ctx.x_dtype)
             if grad_bias is not None:
