@@ -165,6 +165,21 @@ def test_compiled_in_place_keeps_module_state_and_copies_run_uncompiled():
     assert uncompile_parts(m) == ['dw'] and compiled_parts(m) == []
 
 
+def test_merge_and_unmerge_of_a_compiled_model_follow_eager():
+    from mmliera import merge_adapters, unmerge_adapters
+    x = torch.randn(2, 4, 12, 12)
+    eager, compiled = Adapted(), Adapted()
+    compile_parts(compiled, [''], backend='aot_eager')
+    torch._dynamo.reset()
+    with torch.no_grad():
+        for change in (None, merge_adapters, unmerge_adapters):  # the layers' state is guarded
+            if change is not None:
+                change(eager)
+                change(compiled)
+            torch.testing.assert_close(compiled(x), eager(x), rtol=0, atol=0)
+        assert eager.conv.merged is False and compiled.conv.merged is False
+
+
 def test_bad_settings_are_one_clear_error():
     m = Adapted()
     with pytest.raises(

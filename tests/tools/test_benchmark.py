@@ -132,7 +132,7 @@ def test_peft_ratios(bench):
 @pytest.mark.skipif(HAVE_PEFT, reason='PEFT is installed')
 def test_without_peft_its_ratios_are_none(bench):
     _, data, _ = bench
-    assert [n for n, r in data['ratios'].items() if r is None] == \
+    assert [n for n, r in data['ratios'].items() if r is None and '+compile' not in n] == \
         [n for n, (a, b, _) in RATIOS.items() if 'peft' in a + b]
 
 
