@@ -32,7 +32,6 @@ class _CompiledCall:
 
     def __init__(self, module, kwargs):
         self.fn = torch.compile(module._call_impl, **kwargs)
-        self.kwargs = kwargs
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -99,15 +98,15 @@ def resolve_parts(model, parts, where='compile_parts'):
     return found
 
 
-def compile_parts(model, parts=('backbone', ), **compile_kwargs):
+def compile_parts(model, parts=('backbone', ), where='compile_parts', **compile_kwargs):
     """Compile ``parts`` of ``model`` in place; returns {name: module}.
 
     ``compile_kwargs`` go to ``torch.compile`` (``backend``, ``mode``, ``dynamic``,
     ``fullgraph``, ``options``). A part compiled already is compiled again with the new
-    settings. :func:`uncompile_parts` undoes it.
+    settings. :func:`uncompile_parts` undoes it. ``where`` names the caller in errors.
     """
-    check_compile_kwargs(compile_kwargs)
-    found = resolve_parts(model, parts)
+    check_compile_kwargs(compile_kwargs, where)
+    found = resolve_parts(model, parts, where)
     for module in found.values():
         module._compiled_call_impl = _CompiledCall(module, dict(compile_kwargs))
     _raise_recompile_limit(len(compiled_parts(model)))

@@ -12,8 +12,7 @@ keys, so the optimizer, DDP, checkpoints, resume, adapter files and merging are 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...models.compile_parts import (check_compile_kwargs, check_cpp_compiler, compile_parts,
-                                     resolve_parts)
+from ...models.compile_parts import check_compile_kwargs, check_cpp_compiler, compile_parts
 from ...models.peft import adapter_layers
 from ...registry import HOOKS
 
@@ -46,12 +45,11 @@ class LieRACompileHook(Hook):
         if self.compiled:
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        resolve_parts(model, self.parts, 'LieRACompileHook')
         device = next(model.parameters()).device
         if self.compile_kwargs.get('backend', 'inductor') == 'inductor' and \
                 device.type == 'cpu':
             check_cpp_compiler('LieRACompileHook')
-        self.compiled = compile_parts(model, self.parts, **self.compile_kwargs)
+        self.compiled = compile_parts(model, self.parts, 'LieRACompileHook', **self.compile_kwargs)
         counts = ', '.join(f'{n} ({len(adapter_layers(m))} adapted layers)'
                            for n, m in self.compiled.items())
         settings = ', '.join(f'{k}={v!r}' for k, v in self.compile_kwargs.items()) or 'defaults'
