@@ -1,0 +1,110 @@
+"""The capacity study's two embedded tasks: a re-weighting shift and a new-filter shift.
+
+Both draw 64 px images like :mod:`.transfer_cls` (one large object on a colour gradient, clutter
+lines, pixel noise) for the backbone pre-trained there on three shapes filled flat in random
+colours (mostly differing from the background in brightness):
+
+* ``'recolour'`` (re-weighting): the same three shapes, the class is the shape, but the colour
+  statistics change: object, background, distractor and clutter share one luminance
+  (Y = 0.299 R + 0.587 G + 0.114 B, before clipping) and differ only in hue, at low contrast
+  (a colour distance of 35-60). The edges the backbone learnt are there; what it must change is
+  how much each of them counts for each colour channel.
+* ``'gratings'`` (new filter): a two-colour sinusoidal grating at fixed colours fills the large
+  shape (any of the three, a nuisance); the class is its orientation (45° or 135°, ± 8°) and
+  period (fine 3.0-3.6 px or coarse 5.5-7.0 px). Flat fills never asked for frequency-tuned
+  kernels at these periods: the pre-training never made them.
+"""
+import math
+
+import cv2
+import numpy as np
+
+from mmliera.datasets.synthetic_coco import CLASSES as SHAPE_CLASSES
+from .transfer_coco import _fill, _polygon
+
+RECOLOUR_CLASSES = SHAPE_CLASSES
+GRATING_CLASSES = ('fine 45', 'fine 135', 'coarse 45', 'coarse 135')
+GRATING_PERIODS = dict(fine=(3.0, 3.6), coarse=(5.5, 7.0))
+GRATING_COLOURS = ((60, 150, 200), (170, 90, 40))  # BGR, fixed (jittered by ± 8 per channel)
+LUMA = np.array([0.114, 0.587, 0.299])  # BGR weights of Y
+
+
+def luminance(bgr):
+    """Y of BGR colours (..., 3)."""
+    return np.asarray(bgr, np.float64) @ LUMA
+
+
+def iso_colour(rng, luma, ref=None, distance=(35, 60)):
+    """A BGR colour of luminance ``luma``; with ``ref``, at a colour distance in ``distance``
+    from it (a hue change only: the offset has no luminance)."""
+    if ref is None:
+        c = rng.uniform(-60, 60, 3)
+        return c - luminance(c) + luma
+    d = rng.normal(size=3)
+    d -= LUMA * (d @ LUMA) / (LUMA @ LUMA)  # remove the luminance component
+    return np.asarray(ref) + d / np.linalg.norm(d) * rng.uniform(*distance)
+
+
+def _background(rng, size, colour, slope=15):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    ramp = rng.uniform(-slope, slope) * (xx if rng.uniform() < 0.5 else yy)
+    return np.asarray(colour, np.float32) + ramp[..., None]
+
+
+def _lines(rng, img, colour, count):
+    size = img.shape[0]
+    for _ in range(count):
+        p0, p1 = rng.uniform(0, size, 2), rng.uniform(0, size, 2)
+        cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
+                 np.asarray(colour, np.float64).tolist(), 1)
+
+
+def _place(rng, size):
+    r = rng.uniform(0.26, 0.36) * size
+    cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+    return cx, cy, r
+
+
+def make_recolour(rng, size):
+    """One ``'recolour'`` image (BGR uint8) and its class (the shape)."""
+    luma = rng.uniform(90, 160)
+    bg = iso_colour(rng, luma)
+    img = _background(rng, size, bg)
+    _lines(rng, img, iso_colour(rng, luma, bg), int(rng.integers(0, 3)))
+    cat = int(rng.integers(len(RECOLOUR_CLASSES)))
+    cx, cy, r = _place(rng, size)
+    _fill(img, _polygon(rng, RECOLOUR_CLASSES[cat], cx, cy, r), iso_colour(rng, luma, bg))
+    if rng.uniform() < 0.5:  # a small distractor of the same luminance
+        rd = rng.uniform(0.08, 0.14) * size
+        for _attempt in range(10):
+            dx, dy = rng.uniform(rd + 1, size - rd - 1, 2)
+            if math.hypot(dx - cx, dy - cy) > r + rd:
+                kind = RECOLOUR_CLASSES[int(rng.integers(len(RECOLOUR_CLASSES)))]
+                _fill(img, _polygon(rng, kind, dx, dy, rd), iso_colour(rng, luma, bg))
+                break
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), cat
+
+
+def grating(rng, size, cat):
+    """(size, size, 3) float BGR grating of class ``cat`` (:data:`GRATING_CLASSES`)."""
+    period_kind, angle = GRATING_CLASSES[cat].split()
+    a = math.radians(float(angle) + rng.uniform(-8, 8))
+    period = rng.uniform(*GRATING_PERIODS[period_kind])
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    wave = 0.5 + 0.5 * np.sin(2 * math.pi * (xx * math.cos(a) + yy * math.sin(a)) / period +
+                              rng.uniform(0, 2 * math.pi))
+    c0, c1 = (np.asarray(c, np.float32) + rng.uniform(-8, 8, 3) for c in GRATING_COLOURS)
+    return c0 + wave[..., None] * (c1 - c0)
+
+
+def make_gratings(rng, size):
+    """One ``'gratings'`` image (BGR uint8) and its class (period and orientation)."""
+    img = _background(rng, size, rng.uniform(40, 200, 3), slope=40)
+    _lines(rng, img, rng.uniform(0, 255, 3), int(rng.integers(0, 3)))
+    cat = int(rng.integers(len(GRATING_CLASSES)))
+    cx, cy, r = _place(rng, size)
+    shape = SHAPE_CLASSES[int(rng.integers(len(SHAPE_CLASSES)))]
+    _fill(img, _polygon(rng, shape, cx, cy, r), grating(rng, size, cat))
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), cat

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The capacity study (projects/liera_study/docs/capacity_study.md): when does LieRA beat LoRA?
+#
+#   projects/liera_study/tools/capacity_study.sh PHASE TASK [compare_methods options]
+#
+# PHASE  TASK
+#   sensitivity  teacher_multiplicative | teacher_additive: can the harness see the difference?
+#                frozen (the floor), LoRA and LieRA at rank 2 (the teachers' rank), lr_mult
+#                chosen on val on 2 seeds, then 5 paired seeds
+#   gate         recolour | gratings, seed 0: norms-only at least 0.05 below full fine-tuning,
+#                LoRA better at rank 32 than at rank 2 (each at its better lr_mult, on val)
+#   compare      recolour | gratings (a task that passed its gate): norms, LoRA and LieRA at
+#                ranks 2 and 8, full; settings chosen on val on 2 seeds, then 5 paired seeds
+# A task's phases share one record, projects/liera_study/results/capacity_study/TASK/ (the gate's
+# runs are the compare phase's screening runs of seed 0). Resumable: run it again after a stop.
+# Two 1-thread runs side by side (the 2-core CPU).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+C=projects/liera_study/configs/capacity
+usage="usage: $0 sensitivity|gate|compare TASK [compare_methods options]"
+phase=${1:?$usage}
+task=${2:?$usage}
+shift 2
+# shellcheck disable=SC2207
+options=($(python -c "import sys
+from projects.liera_study.liera_study.datasets.capacity_cls import task_cfg_options
+try:
+    print(*task_cfg_options(sys.argv[1]))
+except ValueError as e:
+    sys.exit(f'error: {e}')" "$task"))
+lora_grid=lr_mult=0.3,1,3  # (the classification study chose 1 and 3 at ranks 2 and 8)
+liera_grid=lr_mult=10,30,100  # (it chose 30 and 10; a pick at an edge extends a grid)
+common=(--jobs 2 --threads 1 --cfg-options "${options[@]}"
+  --work-dir "work_dirs/capacity_study/$task"
+  --out-dir "projects/liera_study/results/capacity_study/$task")
+case $phase:$task in
+  sensitivity:teacher_multiplicative|sensitivity:teacher_additive)
+    exec python projects/liera_study/tools/compare_methods.py \
+      $C/frozen.py $C/lora_r2.py $C/liera_r2.py \
+      --grid frozen:lr_mult=1 lora_r2:$lora_grid liera_r2:$liera_grid \
+      --seeds 0 1 2 3 4 --screen-seeds 0 1 --diff liera_r2-lora_r2 liera_r2-frozen \
+      lora_r2-frozen --reference frozen "${common[@]}" "$@" ;;
+  gate:recolour|gate:gratings)
+    exec python projects/liera_study/tools/compare_methods.py \
+      $C/norms.py $C/lora_r2.py $C/lora_r32.py $C/full.py \
+      --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r32:$lora_grid full:lr_mult=0.3,1,3 \
+      --seeds 0 --diff full-norms lora_r32-lora_r2 "${common[@]}" "$@" ;;
+  compare:recolour|compare:gratings)
+    exec python projects/liera_study/tools/compare_methods.py \
+      $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
+      --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r8:$lora_grid liera_r2,liera_r8:$liera_grid \
+             full:lr_mult=0.3,1,3 \
+      --seeds 0 1 2 3 4 --screen-seeds 0 1 \
+      --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
+      --reference norms full "${common[@]}" "$@" ;;
+  *)
+    echo "error: phase '$phase' does not take task '$task': sensitivity takes" \
+      "teacher_multiplicative or teacher_additive, gate and compare take recolour or gratings" >&2
+    exit 1 ;;
+esac
