@@ -144,6 +144,7 @@ def test_a_gratings_class_is_its_period_and_orientation():
     assert right >= 38
 
 
+@pytest.mark.slow  # makes a teacher task (~20 s)
 def test_teacher_labels_follow_the_rule_on_the_written_images(start_ckpt, teacher_task):
     """Recomputed from the decoded JPEGs: the teacher's features f_T, the two directions from the
     train split, every split's label 2·[u1·f_T > m1] + [u2·f_T > m2]."""

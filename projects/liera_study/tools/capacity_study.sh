@@ -13,7 +13,9 @@
 #                ranks 2 and 8, full; settings chosen on val on 2 seeds, then 5 paired seeds
 # A task's phases share one record, projects/liera_study/results/capacity_study/TASK/ (the gate's
 # runs are the compare phase's screening runs of seed 0). Resumable: run it again after a stop.
-# Two 1-thread runs side by side (the 2-core CPU).
+# Two 1-thread runs side by side (the 2-core CPU; --jobs 1 to run two tasks side by side); each
+# screening run of a final seed is tested right after it trains, sealed (a session's end takes
+# the checkpoints).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 C=projects/liera_study/configs/capacity
@@ -30,7 +32,7 @@ except ValueError as e:
     sys.exit(f'error: {e}')" "$task"))
 lora_grid=lr_mult=0.3,1,3  # (the classification study chose 1 and 3 at ranks 2 and 8)
 liera_grid=lr_mult=10,30,100  # (it chose 30 and 10; a pick at an edge extends a grid)
-common=(--jobs 2 --threads 1 --cfg-options "${options[@]}"
+common=(--jobs 2 --threads 1 --test-screening --cfg-options "${options[@]}"
   --work-dir "work_dirs/capacity_study/$task"
   --out-dir "projects/liera_study/results/capacity_study/$task")
 case $phase:$task in
