@@ -8,7 +8,8 @@
 #   projects/liera_study/tools/whole_converged_study.sh PHASE [compare_methods options]
 #
 # PHASE (all phases share one record, projects/liera_study/results/whole_detector_converged/):
-#   adapters   LoRA (lr_mult 0.3 1 3 10) and LieRA (3 10 30), then their finals
+#   adapters   LoRA (lr_mult 0.1 0.3 1 3 10: 0.3 won seed 0 at the edge) and LieRA (3 10 30),
+#              then their finals
 #   fair       the fair chances, anchored at each adapter arm's pick p (set LORA_P and LIERA_P):
 #              split: the backbone's factors at p, the neck's and heads' one or two steps lower
 #              on the 1-3-10 ladder (p itself is the adapter arm); warmup (100 iterations):
@@ -28,7 +29,7 @@ common=(--seeds 0 1 2 3 4 --screen-seeds 0 1 --test-screening --jobs 2 --threads
   --work-dir work_dirs/whole_detector_converged
   --out-dir projects/liera_study/results/whole_detector_converged)
 adapters=($T/whole_lora.py $T/whole_liera.py)
-adapter_grid=(whole_lora:lr_mult=0.3,1,3,10 whole_liera:lr_mult=3,10,30)
+adapter_grid=(whole_lora:lr_mult=0.1,0.3,1,3,10 whole_liera:lr_mult=3,10,30)
 ref=($T/whole_frozen.py $T/whole_full.py)
 ref_grid=(whole_frozen,whole_full:lr=0.0001,0.0003,0.001,0.003)
 fair=($T/whole_lora_split.py $T/whole_liera_split.py $T/whole_lora_warmup.py
