@@ -23,14 +23,8 @@ TEACHER_SPLITS = dict(train=340, val=30, test=30)
 @pytest.fixture(scope='module')
 def start_ckpt(tmp_path_factory):
     """A start backbone (random ConvNeXt-V2-atto, saved as the classification study saves it)."""
-    from mmpretrain.models.backbones import ConvNeXt
     torch.manual_seed(0)
-    model = ConvNeXt(
-        arch='atto',
-        use_grn=True,
-        layer_scale_init_value=0.,
-        drop_path_rate=0.,
-        gap_before_final_norm=True)
+    model = teacher_labels.atto_backbone()
     model.init_weights()
     path = tmp_path_factory.mktemp('start') / 'start.pth'
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in model.state_dict().items()}), path)

@@ -33,14 +33,19 @@ MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 
 
-def start_backbone(checkpoint):
-    """The classification study's start backbone (plain ConvNeXt-V2-atto), float64, eval."""
-    model = ConvNeXt(
+def atto_backbone():
+    """The classification study's backbone architecture (plain ConvNeXt-V2-atto), untrained."""
+    return ConvNeXt(
         arch='atto',
         use_grn=True,
         layer_scale_init_value=0.,
         drop_path_rate=0.,
         gap_before_final_norm=True)
+
+
+def start_backbone(checkpoint):
+    """The classification study's start backbone (plain ConvNeXt-V2-atto), float64, eval."""
+    model = atto_backbone()
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     state = state.get('state_dict', state)
     model.load_state_dict({
