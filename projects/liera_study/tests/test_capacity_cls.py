@@ -12,6 +12,7 @@ import torch
 from helpers import STUDY_CONFIGS, tool_in_process, write_cfg
 from mmengine.config import Config
 
+from mmliera.utils.errors import UserError
 from projects.liera_study.liera_study.datasets import capacity_cls, shift_tasks, teacher_labels
 
 CONFIGS = os.path.join(STUDY_CONFIGS, 'capacity')
@@ -238,7 +239,7 @@ def test_bad_settings_are_one_clear_error(tmp_path, start_ckpt):
     assert not (tmp_path / 'b').exists()  # nothing half-written
     with pytest.raises(ValueError, match='splits must include train'):
         ensure(str(tmp_path / 'a'), 'gratings', splits=dict(val=4))
-    with pytest.raises(ValueError, match='kind must be one of multiplicative, additive'):
+    with pytest.raises(UserError, match='kind must be one of multiplicative, additive'):
         teacher_labels.make_teacher(start_ckpt, 'hadamard', 2, 0.5, 0)
 
 

@@ -52,6 +52,18 @@ train_dataloader = dict(dataset=dict(data_root=data_root, synthetic=synthetic))
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 1 and len(lines) == 1 and lines[0].startswith('error:'), err
     assert 'holds a synthetic dataset made with' in lines[0] and 'Traceback' not in out + err
+    # a bad setting is one error line too (TaskSettingError), nothing written
+    cfg = write_cfg(
+        tmp_path / 'bad.py', os.path.join(CONFIGS, 'frozen.py'), f"""
+data_root = '{tmp_path / 'f'}/'
+synthetic = dict(task='targte', image_size=32, splits=dict(train=6, val=4, test=4))
+train_dataloader = dict(dataset=dict(data_root=data_root, synthetic=synthetic))
+""")
+    code, out, err = tool_in_process('train', cfg, '--work-dir', tmp_path / 'w2')
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0] == "error: task must be one of source, target, got 'targte'", lines
+    assert not (tmp_path / 'f').exists()
 
 
 def test_dataset_builds_in_mmpretrains_scope_with_the_tasks_classes(tmp_path):

@@ -40,11 +40,15 @@ case $task in
   teacher_multiplicative) sensitivity_lora=lr_mult=0.1,0.3,1,3 ;;  # 0.3 won 2 seeds at the edge
   *) sensitivity_lora=$lora_grid ;;
 esac
+case $task in
+  teacher_additive) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge
+  *) sensitivity_liera=$liera_grid ;;
+esac
 case $phase:$task in
   sensitivity:teacher_multiplicative|sensitivity:teacher_additive)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/frozen.py $C/lora_r2.py $C/liera_r2.py \
-      --grid frozen:lr_mult=1 lora_r2:$sensitivity_lora liera_r2:$liera_grid \
+      --grid frozen:lr_mult=1 lora_r2:$sensitivity_lora liera_r2:$sensitivity_liera \
       --seeds 0 1 2 3 4 --screen-seeds 0 1 --diff liera_r2-lora_r2 liera_r2-frozen \
       lora_r2-frozen --reference frozen "${common[@]}" "$@" ;;
   gate:recolour|gate:gratings)

@@ -23,8 +23,8 @@ from mmpretrain.datasets import CustomDataset
 from mmliera.checkpoint.digest import weights_sha256
 from mmliera.datasets.synthetic_coco import generate_once
 from mmliera.registry import DATASETS
-from mmliera.utils.errors import UserError
 from . import shift_tasks, teacher_labels
+from .errors import TaskSettingError
 from .transfer_cls import _make_image as transfer_image
 
 TEACHER_TASKS = dict(teacher_multiplicative='multiplicative', teacher_additive='additive')
@@ -38,10 +38,6 @@ DEFAULT_SPLITS = dict(train=1600, val=400, test=1000)
 TEACHER_DEFAULTS = dict(rank=2, eps=0.5, teacher_seed=0)
 FORMAT_VERSION = 1
 FEATURE_DIM = 320  # the start backbone's (ConvNeXt-V2-atto) pooled features
-
-
-class CapacityTaskError(UserError, ValueError):
-    """A capacity-study task asked for with settings it cannot have (one ``error:`` line)."""
 
 
 def _images(task, split, num_images, size, seed):
@@ -84,12 +80,12 @@ def ensure_capacity_task(root, task, splits=None, image_size=64, seed=0, start=N
     """Write ``task`` under ``root`` unless it is there; returns ``root``. Teacher tasks need
     ``start`` (the start backbone's checkpoint) and take ``rank``, ``eps``, ``teacher_seed``."""
     if task not in CLASSES:
-        raise CapacityTaskError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
+        raise TaskSettingError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     if 'train' not in splits or not all(isinstance(n, int) and n > 0 for n in splits.values()):
-        raise CapacityTaskError(f'splits must include train and be positive ints, got {splits}')
+        raise TaskSettingError(f'splits must include train and be positive ints, got {splits}')
     if not 32 <= image_size <= 1024:
-        raise CapacityTaskError(f'image_size must be in [32, 1024], got {image_size}')
+        raise TaskSettingError(f'image_size must be in [32, 1024], got {image_size}')
     stamp = dict(
         version=FORMAT_VERSION,
         task=f'capacity_cls/{task}',
@@ -99,20 +95,20 @@ def ensure_capacity_task(root, task, splits=None, image_size=64, seed=0, start=N
     if task in TEACHER_TASKS:
         unknown = set(teacher) - set(TEACHER_DEFAULTS)
         if unknown:
-            raise CapacityTaskError(f'unknown teacher settings {sorted(unknown)}; '
-                                    f'use {", ".join(TEACHER_DEFAULTS)}')
+            raise TaskSettingError(f'unknown teacher settings {sorted(unknown)}; '
+                                   f'use {", ".join(TEACHER_DEFAULTS)}')
         if not start or not osp.isfile(start):
-            raise CapacityTaskError(f'task {task!r} needs start=<the start backbone checkpoint>, '
-                                    f'got {start!r}')
+            raise TaskSettingError(f'task {task!r} needs start=<the start backbone checkpoint>, '
+                                   f'got {start!r}')
         if splits['train'] <= FEATURE_DIM + 1:
-            raise CapacityTaskError(
+            raise TaskSettingError(
                 f'task {task!r} needs more train images than the features have dimensions + 1 '
                 f'({FEATURE_DIM + 1}) to find its labels, got {splits["train"]}: enlarge '
                 'splits.train')
         teacher = dict(TEACHER_DEFAULTS, **teacher, start=start)
         stamp.update({k: teacher[k] for k in TEACHER_DEFAULTS}, start_sha256=weights_sha256(start))
     elif teacher:
-        raise CapacityTaskError(f'task {task!r} takes no teacher settings, got {sorted(teacher)}')
+        raise TaskSettingError(f'task {task!r} takes no teacher settings, got {sorted(teacher)}')
     return generate_once(root, stamp,
                          lambda tmp: _write(tmp, task, splits, image_size, seed, teacher))
 
@@ -122,7 +118,7 @@ def task_cfg_options(task):
     ``projects/liera_study/configs/capacity/`` at ``task``: its name in the three dataloaders
     and its number of classes in the head and the data preprocessor."""
     if task not in CLASSES:
-        raise CapacityTaskError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
+        raise TaskSettingError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
     keys = [f'{split}_dataloader.dataset.task' for split in ('train', 'val', 'test')]
     return [f'{k}={task}' for k in keys] + [
         f'model.{part}.num_classes={len(CLASSES[task])}' for part in ('head', 'data_preprocessor')
@@ -152,11 +148,10 @@ class CapacityClsDataset(CustomDataset):
                  metainfo=None,
                  **kwargs):
         if not data_root:
-            raise CapacityTaskError('CapacityClsDataset needs data_root (where to write the data)')
+            raise TaskSettingError('CapacityClsDataset needs data_root (where to write the data)')
         if task not in CLASSES:
-            raise CapacityTaskError(
-                f'CapacityClsDataset: task must be one of {", ".join(CLASSES)}, '
-                f'got {task!r}')
+            raise TaskSettingError(f'CapacityClsDataset: task must be one of {", ".join(CLASSES)}, '
+                                   f'got {task!r}')
         settings = dict(synthetic or {})
         if task in TEACHER_TASKS:
             settings.update(teacher or {})

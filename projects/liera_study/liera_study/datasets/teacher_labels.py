@@ -24,6 +24,7 @@ import torch
 from mmpretrain.models.backbones import ConvNeXt
 
 from mmliera.models.peft import adapter_layers, inject_adapters, merge_adapters
+from .errors import TaskSettingError
 
 KINDS = dict(multiplicative='taylor', additive='lora')  # perturbation -> the adapter mode
 CLASSES = ('low-low', 'low-high', 'high-low', 'high-high')  # (u1·f_T, u2·f_T) vs the medians
@@ -60,9 +61,9 @@ def start_backbone(checkpoint):
 def make_teacher(checkpoint, kind, rank, eps, seed):
     """The start backbone with each Conv2d / Linear weight perturbed (module docstring)."""
     if kind not in KINDS:
-        raise ValueError(f'kind must be one of {", ".join(KINDS)}, got {kind!r}')
+        raise TaskSettingError(f'kind must be one of {", ".join(KINDS)}, got {kind!r}')
     if not (isinstance(rank, int) and rank > 0 and eps > 0):
-        raise ValueError(f'rank must be a positive int and eps > 0, got {rank!r}, {eps!r}')
+        raise TaskSettingError(f'rank must be a positive int and eps > 0, got {rank!r}, {eps!r}')
     model = start_backbone(checkpoint)
     inject_adapters(model, rank=rank, mode=KINDS[kind], check_zeros=False)
     gen = torch.Generator().manual_seed(seed)
@@ -94,9 +95,9 @@ def label_directions(f_teacher, f_start):
     """(2, D) directions u1, u2 and the (2,) medians of the projections, from train features
     (N, D) with N > D + 1 (else the least squares leaves no residual)."""
     if len(f_start) <= f_start.shape[1] + 1:
-        raise ValueError(f'a teacher task needs more train images than the features have '
-                         f'dimensions + 1 ({f_start.shape[1] + 1}), got {len(f_start)}: '
-                         f'enlarge splits.train')
+        raise TaskSettingError(f'a teacher task needs more train images than the features have '
+                               f'dimensions + 1 ({f_start.shape[1] + 1}), got {len(f_start)}: '
+                               f'enlarge splits.train')
     x = np.c_[f_start, np.ones(len(f_start))]
     beta = np.linalg.lstsq(x, f_teacher, rcond=None)[0]
     resid = f_teacher - x @ beta

@@ -33,6 +33,7 @@ from mmpretrain.datasets import CustomDataset
 from mmliera.datasets.synthetic_coco import CLASSES as SHAPE_CLASSES
 from mmliera.datasets.synthetic_coco import generate_once
 from mmliera.registry import DATASETS
+from .errors import TaskSettingError
 from .transfer_coco import SHAPES, _fill, _polygon, _texture, paint_two_colours
 
 TEXTURES = ('striped', 'checkered', 'dotted', 'crosshatched', 'wavy')
@@ -108,11 +109,11 @@ def ensure_transfer_cls(root, splits=None, image_size=64, seed=0, task='target')
     ``root`` (an error if ``root`` holds one made with other settings)."""
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     if not 32 <= image_size <= 1024:
-        raise ValueError(f'image_size must be in [32, 1024], got {image_size}')
+        raise TaskSettingError(f'image_size must be in [32, 1024], got {image_size}')
     if task not in TASKS:
-        raise ValueError(f'task must be one of {", ".join(TASKS)}, got {task!r}')
+        raise TaskSettingError(f'task must be one of {", ".join(TASKS)}, got {task!r}')
     if not splits or not all(isinstance(n, int) and n > 0 for n in splits.values()):
-        raise ValueError(f'split sizes must be positive ints, got {splits}')
+        raise TaskSettingError(f'split sizes must be positive ints, got {splits}')
     stamp = dict(
         version=FORMAT_VERSION,
         task=f'transfer_cls/{task}',
@@ -139,7 +140,7 @@ class TransferClsDataset(CustomDataset):
 
     def __init__(self, *args, data_root='', synthetic=None, metainfo=None, **kwargs):
         if not data_root:
-            raise ValueError('TransferClsDataset needs data_root (where to write the data)')
+            raise TaskSettingError('TransferClsDataset needs data_root (where to write the data)')
         synthetic = dict(synthetic or {})
         ensure_transfer_cls(data_root, **synthetic)
         metainfo = dict(classes=TASKS[synthetic.get('task', 'target')], **(metainfo or {}))
