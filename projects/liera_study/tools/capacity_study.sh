@@ -41,7 +41,7 @@ case $task in
   *) sensitivity_lora=$lora_grid ;;
 esac
 case $task in
-  teacher_additive) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge
+  teacher_*) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge, both
   *) sensitivity_liera=$liera_grid ;;
 esac
 case $phase:$task in
