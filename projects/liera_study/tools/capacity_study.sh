@@ -41,7 +41,7 @@ case $task in
   *) sensitivity_lora=$lora_grid ;;
 esac
 case $task in
-  teacher_multiplicative) sensitivity_liera=lr_mult=0.3,1,3,10,30,100 ;;  # then 3, then 1 at the edge
+  teacher_multiplicative) sensitivity_liera=lr_mult=0.3,1,3,10,30,100 ;;  # 10, 3, 1 at the edge
   teacher_additive) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge
   *) sensitivity_liera=$liera_grid ;;
 esac
