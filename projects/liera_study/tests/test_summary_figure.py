@@ -17,7 +17,7 @@ def test_summary_is_regenerated_from_the_records(tmp_path):
     assert (tmp_path / 'summary.png').stat().st_size > 10_000
     # one row per study, rank and metric; the backbone study's rank-8 pair as its pairs.md says
     rows = [ln for ln in made.splitlines() if ln.startswith('| ') and 'seeds' not in ln]
-    assert len(rows) == 10
+    assert len(rows) == 12
     assert '| backbone transfer, r8 | bbox mAP | 5 | -0.3 | [-1.5, +0.8] |' in rows
     pairs = open(os.path.join(PROJECT, 'results', 'transfer_study', 'pairs.md')).read()
     assert '−0.003' in pairs or '-0.003' in pairs

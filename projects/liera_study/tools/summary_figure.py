@@ -1,11 +1,12 @@
-"""One figure across the three studies: paired LieRA − LoRA per study and rank, from the records.
+"""One figure across the studies: paired LieRA − LoRA per study and rank, from the records.
 
     python projects/liera_study/tools/summary_figure.py [--out projects/liera_study/results]
 
 Reads the committed ``results.json`` of the backbone transfer study (rank 8, 5 seeds), its rank
-study (ranks 2 and 32, 3 seeds), the whole-detector study and the classification study; for
-each, the paired test difference LieRA − LoRA (same seeds) with its 95 % t interval, in points
-(mAP x 100, top-1 %). Writes ``summary.png`` and ``summary.md`` (the same numbers as a table).
+study (ranks 2 and 32, 3 seeds), the whole-detector study, the classification study and the
+capacity study's sensitivity check (its two teachers); for each, the paired test difference
+LieRA − LoRA (same seeds) with its 95 % t interval, in points (mAP x 100, top-1 %). Writes
+``summary.png`` and ``summary.md`` (the same numbers as a table).
 """
 import argparse
 import json
@@ -29,6 +30,10 @@ ROWS = [
      ['bbox_mAP', 'segm_mAP']),
     ('classification, r2', 'transfer_cls_study', 'liera_r2', 'lora_r2', ['top1']),
     ('classification, r8', 'transfer_cls_study', 'liera_r8', 'lora_r8', ['top1']),
+    ('capacity, multiplicative teacher, r2', 'capacity_study/teacher_multiplicative', 'liera_r2',
+     'lora_r2', ['top1']),
+    ('capacity, additive teacher, r2', 'capacity_study/teacher_additive', 'liera_r2', 'lora_r2',
+     ['top1']),
 ]
 SCALE = dict(bbox_mAP=100, segm_mAP=100, top1=1)  # points: mAP x 100, top-1 in %
 NAMES = dict(bbox_mAP='bbox mAP', segm_mAP='segm mAP', top1='top-1')
