@@ -40,6 +40,12 @@ FORMAT_VERSION = 1
 FEATURE_DIM = 320  # the start backbone's (ConvNeXt-V2-atto) pooled features
 
 
+def check_task(task, owner=''):
+    """Raise :class:`TaskSettingError` unless ``task`` is one of :data:`CLASSES`' keys."""
+    if task not in CLASSES:
+        raise TaskSettingError(f'{owner}task must be one of {", ".join(CLASSES)}, got {task!r}')
+
+
 def _images(task, split, num_images, size, seed):
     """(N, size, size, 3) BGR uint8 images of one split and their classes (None: a teacher's)."""
     rng = np.random.default_rng([seed, sum(map(ord, split)), sum(map(ord, task))])
@@ -79,8 +85,7 @@ def _write(root, task, splits, size, seed, teacher):
 def ensure_capacity_task(root, task, splits=None, image_size=64, seed=0, start=None, **teacher):
     """Write ``task`` under ``root`` unless it is there; returns ``root``. Teacher tasks need
     ``start`` (the start backbone's checkpoint) and take ``rank``, ``eps``, ``teacher_seed``."""
-    if task not in CLASSES:
-        raise TaskSettingError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
+    check_task(task)
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     if 'train' not in splits or not all(isinstance(n, int) and n > 0 for n in splits.values()):
         raise TaskSettingError(f'splits must include train and be positive ints, got {splits}')
@@ -117,8 +122,7 @@ def task_cfg_options(task):
     """The ``--cfg-options`` (``key=value`` strings) that point a config of
     ``projects/liera_study/configs/capacity/`` at ``task``: its name in the three dataloaders
     and its number of classes in the head and the data preprocessor."""
-    if task not in CLASSES:
-        raise TaskSettingError(f'task must be one of {", ".join(CLASSES)}, got {task!r}')
+    check_task(task)
     keys = [f'{split}_dataloader.dataset.task' for split in ('train', 'val', 'test')]
     return [f'{k}={task}' for k in keys] + [
         f'model.{part}.num_classes={len(CLASSES[task])}' for part in ('head', 'data_preprocessor')
@@ -149,9 +153,7 @@ class CapacityClsDataset(CustomDataset):
                  **kwargs):
         if not data_root:
             raise TaskSettingError('CapacityClsDataset needs data_root (where to write the data)')
-        if task not in CLASSES:
-            raise TaskSettingError(f'CapacityClsDataset: task must be one of {", ".join(CLASSES)}, '
-                                   f'got {task!r}')
+        check_task(task, owner='CapacityClsDataset: ')
         settings = dict(synthetic or {})
         if task in TEACHER_TASKS:
             settings.update(teacher or {})
