@@ -49,7 +49,7 @@ def _labels(root, split):
     return np.array([int(ln.split()[1]) for ln in (root / f'{split}.txt').read_text().splitlines()])
 
 
-@pytest.mark.parametrize('task', ['recolour', 'gratings'])
+@pytest.mark.parametrize('task', ['recolour', 'recolour_opponent', 'gratings'])
 def test_hand_made_tasks_are_deterministic_with_disjoint_splits(tmp_path, task):
     a, b, c = (str(tmp_path / n) for n in 'abc')
     capacity_cls.ensure_capacity_task(a, task, **HAND_MADE)
@@ -69,8 +69,8 @@ def test_hand_made_tasks_are_deterministic_with_disjoint_splits(tmp_path, task):
         capacity_cls.ensure_capacity_task(str(a), task, seed=2, **HAND_MADE)
 
 
-def _recorded_recolour(seed, monkeypatch):
-    """make_recolour's image and class, with the colours and shapes it drew."""
+def _recorded_recolour(seed, monkeypatch, make=shift_tasks.make_recolour):
+    """``make``'s image and class (a recolour task's), with the colours and shapes it drew."""
     drawn = dict(polygons=[], fills=[], backgrounds=[])
     polygon, fill, background = shift_tasks._polygon, shift_tasks._fill, shift_tasks._background
     monkeypatch.setattr(
@@ -83,7 +83,7 @@ def _recorded_recolour(seed, monkeypatch):
         shift_tasks, '_background',
         lambda rng, size, colour, **k: drawn['backgrounds'].append(colour) or background(
             rng, size, colour, **k))
-    img, cat = shift_tasks.make_recolour(np.random.default_rng(seed), 64)
+    img, cat = make(np.random.default_rng(seed), 64)
     return img, cat, drawn
 
 
@@ -101,6 +101,39 @@ def test_recolour_is_the_shape_at_one_luminance(monkeypatch):
     # and the classes are drawn evenly
     counts = np.bincount(
         [shift_tasks.make_recolour(np.random.default_rng(s), 32)[1] for s in range(300)],
+        minlength=3)
+    assert counts.min() > 70
+
+
+def test_recolour_opponent_is_the_shape_that_differs_in_the_signal_hue(monkeypatch):
+    """The class is the shape filled off the background along the signal hue axis; a distractor
+    of another shape differs along the nuisance axis only, as do the background's ramp and
+    clutter; every colour has the background's luminance."""
+    signal, nuisance = shift_tasks.OPPONENT_SIGNAL, shift_tasks.OPPONENT_NUISANCE
+    assert abs(signal @ nuisance) < 1e-9
+    assert max(abs(shift_tasks.luminance(signal)), abs(shift_tasks.luminance(nuisance))) < 1e-9
+    for seed in range(30):
+        img, cat, drawn = _recorded_recolour(
+            seed, monkeypatch, make=shift_tasks.make_recolour_opponent)
+        assert img.dtype == np.uint8 and img.shape == (64, 64, 3)
+        assert len(drawn['polygons']) == len(drawn['fills']) == 2
+        (obj, dis), (obj_fill, dis_fill) = drawn['polygons'], drawn['fills']
+        assert obj == shift_tasks.RECOLOUR_CLASSES[cat] and dis != obj
+        bg = drawn['backgrounds'][0]
+        off_obj, off_dis = np.asarray(obj_fill) - bg, np.asarray(dis_fill) - bg
+        assert 35 - 1e-6 <= abs(off_obj @ signal) <= 60 + 1e-6
+        assert np.allclose(off_obj, (off_obj @ signal) * signal)  # the signal axis only
+        assert 35 - 1e-6 <= abs(off_dis @ nuisance) <= 60 + 1e-6
+        assert np.allclose(off_dis, (off_dis @ nuisance) * nuisance)  # the nuisance axis only
+        assert shift_tasks.luminance(bg) == pytest.approx(shift_tasks.luminance(obj_fill))
+        assert abs((np.asarray(bg) - shift_tasks.luminance(bg)) @ signal) < 1e-9
+        # read back from the image alone: only the object's pixels are far off along the signal
+        # axis (35-60; the pixel noise gives about 4.3), all to the object's side
+        hue = (img.astype(np.float64) - shift_tasks.luminance(img)[..., None]) @ signal
+        off = hue[np.abs(hue - np.median(hue)) > 25]
+        assert off.size > 50 and np.all(np.sign(off - np.median(hue)) == np.sign(off_obj @ signal))
+    counts = np.bincount(
+        [shift_tasks.make_recolour_opponent(np.random.default_rng(s), 32)[1] for s in range(300)],
         minlength=3)
     assert counts.min() > 70
 
@@ -220,7 +253,7 @@ def test_bad_settings_are_one_clear_error(tmp_path, start_ckpt):
     with pytest.raises(
             ValueError,
             match="task must be one of teacher_multiplicative, "
-            "teacher_additive, recolour, gratings, got 'stripes'"):
+            "teacher_additive, recolour, recolour_opponent, gratings, got 'stripes'"):
         ensure(str(tmp_path / 'a'), 'stripes')
     with pytest.raises(ValueError, match="needs start=<the start backbone checkpoint>, got None"):
         ensure(str(tmp_path / 'a'), 'teacher_additive')

@@ -7,10 +7,12 @@
 #   sensitivity  teacher_multiplicative | teacher_additive: can the harness see the difference?
 #                frozen (the floor), LoRA and LieRA at rank 2 (the teachers' rank), lr_mult
 #                chosen on val on 2 seeds, then 5 paired seeds
-#   gate         recolour | gratings, seed 0: norms-only at least 0.05 below full fine-tuning,
-#                LoRA better at rank 32 than at rank 2 (each at its better lr_mult, on val)
-#   compare      recolour | gratings (a task that passed its gate): norms, LoRA and LieRA at
-#                ranks 2 and 8, full; settings chosen on val on 2 seeds, then 5 paired seeds
+#   gate         recolour | recolour_opponent | gratings, seed 0: norms-only at least 0.05
+#                below full fine-tuning, LoRA better at rank 32 than at rank 2 (each at its
+#                better lr_mult, on val)
+#   compare      recolour_opponent | gratings (recolour failed its gate; recolour_opponent is
+#                its one redesign): norms, LoRA and LieRA at ranks 2 and 8, full; settings
+#                chosen on val on 2 seeds, then 5 paired seeds
 # A task's phases share one record, projects/liera_study/results/capacity_study/TASK/ (the gate's
 # runs are the compare phase's screening runs of seed 0). Resumable: run it again after a stop.
 # Two 1-thread runs side by side (the 2-core CPU; --jobs 1 to run two tasks side by side); each
@@ -52,12 +54,12 @@ case $phase:$task in
       --grid frozen:lr_mult=1 lora_r2:$sensitivity_lora liera_r2:$sensitivity_liera \
       --seeds 0 1 2 3 4 --screen-seeds 0 1 --diff liera_r2-lora_r2 liera_r2-frozen \
       lora_r2-frozen --reference frozen "${common[@]}" "$@" ;;
-  gate:recolour|gate:gratings)
+  gate:recolour|gate:recolour_opponent|gate:gratings)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/lora_r32.py $C/full.py \
       --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r32:$lora_grid full:lr_mult=0.3,1,3 \
       --seeds 0 --diff full-norms lora_r32-lora_r2 "${common[@]}" "$@" ;;
-  compare:recolour|compare:gratings)
+  compare:recolour_opponent|compare:gratings)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
       --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r8:$lora_grid liera_r2,liera_r8:$liera_grid \
@@ -67,6 +69,7 @@ case $phase:$task in
       --reference norms full "${common[@]}" "$@" ;;
   *)
     echo "error: phase '$phase' does not take task '$task': sensitivity takes" \
-      "teacher_multiplicative or teacher_additive, gate and compare take recolour or gratings" >&2
+      "teacher_multiplicative or teacher_additive, gate takes recolour, recolour_opponent or" \
+      "gratings, compare takes a task that passed its gate: recolour_opponent or gratings" >&2
     exit 1 ;;
 esac

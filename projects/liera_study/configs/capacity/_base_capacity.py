@@ -1,11 +1,13 @@
 # The capacity study (projects/liera_study/docs/capacity_study.md): when does LieRA beat LoRA?
 # The classification study's model, backbone (results/transfer_cls_study/start_backbone.pth),
-# optimizer and schedule on one of four tasks (projects/liera_study/liera_study/datasets/
+# optimizer and schedule on one of five tasks (projects/liera_study/liera_study/datasets/
 # capacity_cls.py), chosen per run with the options capacity_cls.task_cfg_options(task) gives
 # (the task and its number of classes; projects/liera_study/tools/capacity_study.sh passes them):
 #   teacher_multiplicative, teacher_additive  the sensitivity check: labels from the start
 #       backbone perturbed as W ⊙ (1 + ΔW) or W + ΔW (rank 2)
 #   recolour   a re-weighting shift: the three pre-training shapes at one luminance, hue only
+#       (failed its gate); recolour_opponent, its redesign: the object differs in one hue axis,
+#       a distractor shape in the other
 #   gratings   a new-filter shift: class = a grating's period and orientation at fixed colours
 # No flip in training (it would mirror a grating's orientation into the other class, and a
 # teacher's labels are not flip-invariant).

@@ -1,14 +1,14 @@
 """The capacity study's classification tasks (``projects/liera_study/docs/capacity_study.md``).
 
-Four tasks, each written once under ``{data_root}/{task}/`` in mmpretrain's ``CustomDataset``
+Five tasks, each written once under ``{data_root}/{task}/`` in mmpretrain's ``CustomDataset``
 layout (``{split}/000000.jpg``, ``{split}.txt``: ``{split}/000000.jpg <class index>``):
 
 * ``'teacher_multiplicative'``, ``'teacher_additive'`` (the sensitivity check): the classification
   study's target images (:func:`.transfer_cls._make_image`), labelled by a teacher, the start
   backbone perturbed as W ⊙ (1 + ΔW) or W + ΔW (rank ``rank``, relative change ``eps``;
   :mod:`.teacher_labels`);
-* ``'recolour'`` (a re-weighting shift) and ``'gratings'`` (a new-filter shift), hand-made
-  (:mod:`.shift_tasks`).
+* ``'recolour'`` and its redesign ``'recolour_opponent'`` (re-weighting shifts) and
+  ``'gratings'`` (a new-filter shift), hand-made (:mod:`.shift_tasks`).
 
 Splits train / val / test (1600 / 400 / 1000 by default) come from disjoint random streams of one
 ``seed``; the same settings give byte-identical files.
@@ -32,8 +32,12 @@ CLASSES = dict(
     teacher_multiplicative=teacher_labels.CLASSES,
     teacher_additive=teacher_labels.CLASSES,
     recolour=shift_tasks.RECOLOUR_CLASSES,
+    recolour_opponent=shift_tasks.RECOLOUR_CLASSES,
     gratings=shift_tasks.GRATING_CLASSES)
-MAKERS = dict(recolour=shift_tasks.make_recolour, gratings=shift_tasks.make_gratings)
+MAKERS = dict(
+    recolour=shift_tasks.make_recolour,
+    recolour_opponent=shift_tasks.make_recolour_opponent,
+    gratings=shift_tasks.make_gratings)
 DEFAULT_SPLITS = dict(train=1600, val=400, test=1000)
 TEACHER_DEFAULTS = dict(rank=2, eps=0.5, teacher_seed=0)
 FORMAT_VERSION = 1
