@@ -49,7 +49,7 @@ def _labels(root, split):
     return np.array([int(ln.split()[1]) for ln in (root / f'{split}.txt').read_text().splitlines()])
 
 
-@pytest.mark.parametrize('task', ['recolour', 'recolour_opponent', 'gratings'])
+@pytest.mark.parametrize('task', ['recolour', 'recolour_opponent', 'gratings', 'gratings_fine'])
 def test_hand_made_tasks_are_deterministic_with_disjoint_splits(tmp_path, task):
     a, b, c = (str(tmp_path / n) for n in 'abc')
     capacity_cls.ensure_capacity_task(a, task, **HAND_MADE)
@@ -172,6 +172,46 @@ def test_a_gratings_class_is_its_period_and_orientation():
     assert right >= 38
 
 
+def _fine_period_band(img, pad=256):
+    """The band of :data:`GRATING_FINE_PERIODS` (± 0.1 px) holding the period of an image's
+    strongest periodic luminance component (2.5-7 px; a zero-padded FFT for sub-bin
+    precision), or None."""
+    y = shift_tasks.luminance(img.astype(np.float64))
+    spec = np.abs(np.fft.fftshift(np.fft.fft2(y - y.mean(), s=(pad, pad))))
+    fy, fx = np.mgrid[0:pad, 0:pad] - pad // 2
+    radius = np.hypot(fx, fy) / pad
+    spec[(radius < 1 / 7) | (radius > 1 / 2.5)] = 0
+    iy, ix = np.unravel_index(np.argmax(spec), spec.shape)
+    period = pad / math.hypot(fx[iy, ix], fy[iy, ix])
+    bands = [
+        i for i, (lo, hi) in enumerate(shift_tasks.GRATING_FINE_PERIODS)
+        if lo - 0.1 <= period <= hi + 0.1
+    ]
+    return bands[0] if bands else None
+
+
+def test_a_fine_gratings_class_is_its_period_band():
+    """Read back from the images alone, each gratings_fine class is its period band (the
+    bands ~1.2x apart), whatever the orientation (45° or 135°, both drawn in every class)."""
+    rng = np.random.default_rng(0)
+    for cat in range(len(shift_tasks.GRATING_FINE_CLASSES)):
+        angles = set()
+        for _ in range(12):
+            g = shift_tasks.grating_fine(rng, 64, cat)
+            assert _fine_period_band(g) == cat
+            angles.add(_grating_class(g)[1])
+        assert angles == {45, 135}  # orientation is a nuisance, not the class
+    right = sum(
+        _fine_period_band(img) == cat
+        for img, cat in (shift_tasks.make_gratings_fine(np.random.default_rng(s), 64)
+                         for s in range(40)))
+    assert right >= 38
+    counts = np.bincount(
+        [shift_tasks.make_gratings_fine(np.random.default_rng(s), 32)[1] for s in range(300)],
+        minlength=4)
+    assert counts.min() > 50
+
+
 @pytest.mark.slow  # makes a teacher task (~20 s)
 def test_teacher_labels_follow_the_rule_on_the_written_images(start_ckpt, teacher_task):
     """Recomputed from the decoded JPEGs: the teacher's features f_T, the two directions from the
@@ -252,8 +292,8 @@ def test_bad_settings_are_one_clear_error(tmp_path, start_ckpt):
     ensure = capacity_cls.ensure_capacity_task
     with pytest.raises(
             ValueError,
-            match="task must be one of teacher_multiplicative, "
-            "teacher_additive, recolour, recolour_opponent, gratings, got 'stripes'"):
+            match="task must be one of teacher_multiplicative, teacher_additive, recolour, "
+            "recolour_opponent, gratings, gratings_fine, got 'stripes'"):
         ensure(str(tmp_path / 'a'), 'stripes')
     with pytest.raises(ValueError, match="needs start=<the start backbone checkpoint>, got None"):
         ensure(str(tmp_path / 'a'), 'teacher_additive')

@@ -7,12 +7,13 @@
 #   sensitivity  teacher_multiplicative | teacher_additive: can the harness see the difference?
 #                frozen (the floor), LoRA and LieRA at rank 2 (the teachers' rank), lr_mult
 #                chosen on val on 2 seeds, then 5 paired seeds
-#   gate         recolour | recolour_opponent | gratings, seed 0: norms-only at least 0.05
-#                below full fine-tuning, LoRA better at rank 32 than at rank 2 (each at its
-#                better lr_mult, on val)
-#   compare      recolour_opponent | gratings (recolour failed its gate; recolour_opponent is
-#                its one redesign): norms, LoRA and LieRA at ranks 2 and 8, full; settings
-#                chosen on val on 2 seeds, then 5 paired seeds
+#   gate         recolour | recolour_opponent | gratings | gratings_fine, seed 0: norms-only
+#                at least 0.05 below full fine-tuning, LoRA better at rank 32 than at rank 2
+#                (each at its best lr_mult, on val; a pick at a grid's top extends the grid)
+#   compare      recolour_opponent | gratings | gratings_fine (recolour and gratings failed
+#                their gates, recolour_opponent and gratings_fine are their one redesigns):
+#                norms, LoRA and LieRA at ranks 2 and 8, full; settings chosen on val on 2
+#                seeds, then 5 paired seeds
 # A task's phases share one record, projects/liera_study/results/capacity_study/TASK/ (the gate's
 # runs are the compare phase's screening runs of seed 0). Resumable: run it again after a stop.
 # Two 1-thread runs side by side (the 2-core CPU; --jobs 1 to run two tasks side by side); each
@@ -47,6 +48,13 @@ case $task in
   teacher_additive) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge
   *) sensitivity_liera=$liera_grid ;;
 esac
+norms_grid=lr_mult=0.3,1,3 lora_r2_grid=$lora_grid full_grid=lr_mult=0.3,1,3
+case $task in  # seed-0 picks at the grid's top in the gate: the edge rule extends the grid
+  gratings) norms_grid=lr_mult=0.3,1,3,10 lora_r2_grid=lr_mult=0.3,1,3,10 ;;
+  recolour_opponent) norms_grid=lr_mult=0.3,1,3,10 lora_r2_grid=lr_mult=0.3,1,3,10
+    full_grid=lr_mult=0.3,1,3,10 ;;
+  gratings_fine) norms_grid=lr_mult=0.3,1,3,10 ;;
+esac
 case $phase:$task in
   sensitivity:teacher_multiplicative|sensitivity:teacher_additive)
     exec python projects/liera_study/tools/compare_methods.py \
@@ -54,22 +62,23 @@ case $phase:$task in
       --grid frozen:lr_mult=1 lora_r2:$sensitivity_lora liera_r2:$sensitivity_liera \
       --seeds 0 1 2 3 4 --screen-seeds 0 1 --diff liera_r2-lora_r2 liera_r2-frozen \
       lora_r2-frozen --reference frozen "${common[@]}" "$@" ;;
-  gate:recolour|gate:recolour_opponent|gate:gratings)
+  gate:recolour|gate:recolour_opponent|gate:gratings|gate:gratings_fine)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/lora_r32.py $C/full.py \
-      --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r32:$lora_grid full:lr_mult=0.3,1,3 \
+      --grid norms:$norms_grid lora_r2,lora_r32:$lora_grid full:$full_grid \
       --seeds 0 --diff full-norms lora_r32-lora_r2 "${common[@]}" "$@" ;;
-  compare:recolour_opponent|compare:gratings)
+  compare:recolour_opponent|compare:gratings|compare:gratings_fine)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
-      --grid norms:lr_mult=0.3,1,3 lora_r2,lora_r8:$lora_grid liera_r2,liera_r8:$liera_grid \
-             full:lr_mult=0.3,1,3 \
+      --grid norms:$norms_grid lora_r2:$lora_r2_grid lora_r8:$lora_grid \
+             liera_r2,liera_r8:$liera_grid full:$full_grid \
       --seeds 0 1 2 3 4 --screen-seeds 0 1 \
       --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
       --reference norms full "${common[@]}" "$@" ;;
   *)
     echo "error: phase '$phase' does not take task '$task': sensitivity takes" \
-      "teacher_multiplicative or teacher_additive, gate takes recolour, recolour_opponent or" \
-      "gratings, compare takes a task that passed its gate: recolour_opponent or gratings" >&2
+      "teacher_multiplicative or teacher_additive, gate takes recolour, recolour_opponent," \
+      "gratings or gratings_fine, compare takes a task whose gate was run:" \
+      "recolour_opponent, gratings or gratings_fine" >&2
     exit 1 ;;
 esac

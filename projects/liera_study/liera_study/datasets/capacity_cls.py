@@ -33,11 +33,13 @@ CLASSES = dict(
     teacher_additive=teacher_labels.CLASSES,
     recolour=shift_tasks.RECOLOUR_CLASSES,
     recolour_opponent=shift_tasks.RECOLOUR_CLASSES,
-    gratings=shift_tasks.GRATING_CLASSES)
+    gratings=shift_tasks.GRATING_CLASSES,
+    gratings_fine=shift_tasks.GRATING_FINE_CLASSES)
 MAKERS = dict(
     recolour=shift_tasks.make_recolour,
     recolour_opponent=shift_tasks.make_recolour_opponent,
-    gratings=shift_tasks.make_gratings)
+    gratings=shift_tasks.make_gratings,
+    gratings_fine=shift_tasks.make_gratings_fine)
 DEFAULT_SPLITS = dict(train=1600, val=400, test=1000)
 TEACHER_DEFAULTS = dict(rank=2, eps=0.5, teacher_seed=0)
 FORMAT_VERSION = 1

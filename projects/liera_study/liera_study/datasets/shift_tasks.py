@@ -32,6 +32,8 @@ from .transfer_coco import _fill, _polygon
 RECOLOUR_CLASSES = SHAPE_CLASSES
 GRATING_CLASSES = ('fine 45', 'fine 135', 'coarse 45', 'coarse 135')
 GRATING_PERIODS = dict(fine=(3.0, 3.6), coarse=(5.5, 7.0))
+GRATING_FINE_CLASSES = ('2.8-3.1 px', '3.4-3.8 px', '4.2-4.7 px', '5.2-5.8 px')
+GRATING_FINE_PERIODS = ((2.8, 3.1), (3.4, 3.8), (4.2, 4.7), (5.2, 5.8))  # adjacent: ~1.2x apart
 GRATING_COLOURS = ((60, 150, 200), (170, 90, 40))  # BGR, fixed (jittered by ± 8 per channel)
 LUMA = np.array([0.114, 0.587, 0.299])  # BGR weights of Y
 
@@ -140,8 +142,21 @@ def make_recolour_opponent(rng, size):
 def grating(rng, size, cat):
     """(size, size, 3) float BGR grating of class ``cat`` (:data:`GRATING_CLASSES`)."""
     period_kind, angle = GRATING_CLASSES[cat].split()
-    a = math.radians(float(angle) + rng.uniform(-8, 8))
-    period = rng.uniform(*GRATING_PERIODS[period_kind])
+    return _grating(rng, size, GRATING_PERIODS[period_kind], float(angle))
+
+
+def grating_fine(rng, size, cat):
+    """(size, size, 3) float BGR grating of class ``cat`` (:data:`GRATING_FINE_CLASSES`): its
+    period band; the orientation (45° or 135°, a nuisance) drawn at random."""
+    return _grating(rng, size, GRATING_FINE_PERIODS[cat], 45.0 if rng.random() < 0.5 else 135.0)
+
+
+def _grating(rng, size, periods, angle):
+    """A sinusoidal grating at ``angle`` ± 8 degrees, its period drawn from the band
+    ``periods`` (px), random phase, in the fixed colours (:data:`GRATING_COLOURS`, jittered by
+    ± 8 per channel)."""
+    a = math.radians(angle + rng.uniform(-8, 8))
+    period = rng.uniform(*periods)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     wave = 0.5 + 0.5 * np.sin(2 * math.pi * (xx * math.cos(a) + yy * math.sin(a)) / period +
                               rng.uniform(0, 2 * math.pi))
@@ -151,11 +166,22 @@ def grating(rng, size, cat):
 
 def make_gratings(rng, size):
     """One ``'gratings'`` image (BGR uint8) and its class (period and orientation)."""
+    return _grating_image(rng, size, grating, len(GRATING_CLASSES))
+
+
+def make_gratings_fine(rng, size):
+    """One ``'gratings_fine'`` image (BGR uint8) and its class (the period band)."""
+    return _grating_image(rng, size, grating_fine, len(GRATING_FINE_CLASSES))
+
+
+def _grating_image(rng, size, fill, num_classes):
+    """A gradient background with clutter, a shape of any kind filled with ``fill(rng, size,
+    cat)`` of a random class, pixel noise: (BGR uint8 image, cat)."""
     img = _background(rng, size, rng.uniform(40, 200, 3), slope=40)
     _lines(rng, img, rng.uniform(0, 255, 3), int(rng.integers(0, 3)))
-    cat = int(rng.integers(len(GRATING_CLASSES)))
+    cat = int(rng.integers(num_classes))
     cx, cy, r = _place(rng, size)
     shape = SHAPE_CLASSES[int(rng.integers(len(SHAPE_CLASSES)))]
-    _fill(img, _polygon(rng, shape, cx, cy, r), grating(rng, size, cat))
+    _fill(img, _polygon(rng, shape, cx, cy, r), fill(rng, size, cat))
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), cat
