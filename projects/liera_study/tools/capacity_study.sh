@@ -51,7 +51,7 @@ esac
 norms_grid=lr_mult=0.3,1,3 lora_r2_grid=$lora_grid full_grid=lr_mult=0.3,1,3
 case $task in  # seed-0 picks at the grid's top in the gate: the edge rule extends the grid
   gratings) norms_grid=lr_mult=0.3,1,3,10 lora_r2_grid=lr_mult=0.3,1,3,10 ;;
-  recolour_opponent) norms_grid=lr_mult=0.3,1,3,10 lora_r2_grid=lr_mult=0.3,1,3,10
+  recolour_opponent) norms_grid=lr_mult=0.3,1,3,10,30 lora_r2_grid=lr_mult=0.3,1,3,10
     full_grid=lr_mult=0.3,1,3,10 ;;
   gratings_fine) norms_grid=lr_mult=0.3,1,3,10 ;;
 esac
