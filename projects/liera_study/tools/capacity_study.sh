@@ -48,11 +48,11 @@ case $task in
   teacher_additive) sensitivity_liera=lr_mult=3,10,30,100 ;;  # 10 won 2 seeds at the edge
   *) sensitivity_liera=$liera_grid ;;
 esac
-norms_grid=lr_mult=0.3,1,3 lora_r2_grid=$lora_grid full_grid=lr_mult=0.3,1,3
+norms_grid=lr_mult=0.3,1,3 lora_r2_grid=$lora_grid lora_r8_grid=$lora_grid full_grid=lr_mult=0.3,1,3
 case $task in  # seed-0 picks at the grid's top in the gate: the edge rule extends the grid
   gratings) norms_grid=lr_mult=0.3,1,3,10 lora_r2_grid=lr_mult=0.3,1,3,10 ;;
   recolour_opponent) norms_grid=lr_mult=0.3,1,3,10,30 lora_r2_grid=lr_mult=0.3,1,3,10
-    full_grid=lr_mult=0.3,1,3,10 ;;
+    lora_r8_grid=lr_mult=0.3,1,3,10 full_grid=lr_mult=0.3,1,3,10 ;;  # lora_r8: 2 seeds at 3
   gratings_fine) norms_grid=lr_mult=0.3,1,3,10 ;;
 esac
 case $phase:$task in
@@ -70,7 +70,7 @@ case $phase:$task in
   compare:recolour_opponent|compare:gratings|compare:gratings_fine)
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
-      --grid norms:$norms_grid lora_r2:$lora_r2_grid lora_r8:$lora_grid \
+      --grid norms:$norms_grid lora_r2:$lora_r2_grid lora_r8:$lora_r8_grid \
              liera_r2,liera_r8:$liera_grid full:$full_grid \
       --seeds 0 1 2 3 4 --screen-seeds 0 1 \
       --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
