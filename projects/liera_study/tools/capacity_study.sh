@@ -13,6 +13,9 @@
 #   compare      recolour_opponent (the one task that passed its gate: recolour and gratings
 #                failed, and gratings_fine, gratings' one redesign, too): norms, LoRA and LieRA
 #                at ranks 2 and 8, full; settings chosen on val on 2 seeds, then 5 paired seeds
+#   long         recolour_opponent: the comparison again at 1200 iterations (its arms had not
+#                levelled off at 600), settings chosen again at 1200 around each 600 pick; own
+#                record, results/capacity_study/recolour_opponent_1200/
 # A task's phases share one record, projects/liera_study/results/capacity_study/TASK/ (the gate's
 # runs are the compare phase's screening runs of seed 0). Resumable: run it again after a stop.
 # Two 1-thread runs side by side (the 2-core CPU; --jobs 1 to run two tasks side by side); each
@@ -21,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 C=projects/liera_study/configs/capacity
-usage="usage: $0 sensitivity|gate|compare TASK [compare_methods options]"
+usage="usage: $0 sensitivity|gate|compare|long TASK [compare_methods options]"
 phase=${1:?$usage}
 task=${2:?$usage}
 shift 2
@@ -34,9 +37,14 @@ except ValueError as e:
     sys.exit(f'error: {e}')" "$task"))
 lora_grid=lr_mult=0.3,1,3  # (the classification study chose 1 and 3 at ranks 2 and 8)
 liera_grid=lr_mult=10,30,100  # (it chose 30 and 10; a pick at an edge extends a grid)
-common=(--jobs 2 --threads 1 --test-screening --cfg-options "${options[@]}"
-  --work-dir "work_dirs/capacity_study/$task"
-  --out-dir "projects/liera_study/results/capacity_study/$task")
+record=$task long=()
+if [[ $phase == long ]]; then  # 1200 iterations, val every 100: the last quarter is 900-1200
+  record=${task}_1200
+  long=(train_cfg.max_iters=1200 param_scheduler.1.end=1200 default_hooks.checkpoint.interval=1200)
+fi
+common=(--jobs 2 --threads 1 --test-screening --cfg-options "${options[@]}" "${long[@]}"
+  --work-dir "work_dirs/capacity_study/$record"
+  --out-dir "projects/liera_study/results/capacity_study/$record")
 # grids extended by the edge rule, per task (docs/capacity_study.md, "Progress")
 case $task in
   teacher_multiplicative) sensitivity_lora=lr_mult=0.1,0.3,1,3 ;;  # 0.3 won 2 seeds at the edge
@@ -74,10 +82,19 @@ case $phase:$task in
       --seeds 0 1 2 3 4 --screen-seeds 0 1 \
       --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
       --reference norms full "${common[@]}" "$@" ;;
+  long:recolour_opponent)  # each 600 pick and its neighbours; a value whose 600-iteration runs
+    # both fell to chance (27.25 %) is not screened again and closes its edge (docs, "Progress")
+    exec python projects/liera_study/tools/compare_methods.py \
+      $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
+      --grid norms:lr_mult=3,10,30 lora_r2:lr_mult=1,3,10 lora_r8:lr_mult=1,3 \
+             liera_r2,liera_r8:lr_mult=10,30 full:lr_mult=1,3,10 \
+      --seeds 0 1 2 3 4 --screen-seeds 0 1 \
+      --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
+      --reference norms full "${common[@]}" "$@" ;;
   *)
     echo "error: phase '$phase' does not take task '$task': sensitivity takes" \
       "teacher_multiplicative or teacher_additive, gate takes recolour, recolour_opponent," \
-      "gratings or gratings_fine, compare takes recolour_opponent (gratings and" \
-      "gratings_fine failed their gates; their records are kept)" >&2
+      "gratings or gratings_fine, compare and long take recolour_opponent (gratings" \
+      "and gratings_fine failed their gates; their records are kept)" >&2
     exit 1 ;;
 esac
