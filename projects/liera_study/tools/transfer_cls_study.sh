@@ -20,29 +20,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 C=projects/liera_study/configs/transfer_cls
-if [[ ${1:-} == recheck-long ]]; then  # the re-check at 1200 iterations (600 had not levelled)
+if [[ ${1:-} == recheck || ${1:-} == recheck-long ]]; then
+  its=600 record=transfer_cls_recheck
+  grid=(lora_r2:lr_mult=0.1,0.3,1,3,10 liera_r2:lr_mult=3,10,30,100 full:lr_mult=0.3,1,3,10)
+  if [[ $1 == recheck-long ]]; then  # 600 had not levelled off: around the 600 picks
+    its=1200 record=transfer_cls_recheck_1200
+    grid=(lora_r2:lr_mult=0.1,0.3,1 liera_r2:lr_mult=3,10,30 full:lr_mult=0.3,1,3)
+  fi
   shift
   exec python projects/liera_study/tools/compare_methods.py \
-    $C/lora_r2.py $C/liera_r2.py $C/full.py \
-    --grid lora_r2:lr_mult=0.1,0.3,1 liera_r2:lr_mult=3,10,30 full:lr_mult=0.3,1,3 \
+    $C/lora_r2.py $C/liera_r2.py $C/full.py --grid "${grid[@]}" \
     --seeds 0 1 2 3 4 --screen-seeds 0 1 --test-screening --jobs 2 --threads 1 \
     --diff liera_r2-lora_r2 full-liera_r2 full-lora_r2 \
-    --cfg-options train_cfg.max_iters=1200 param_scheduler.1.end=1200 \
-                  default_hooks.checkpoint.interval=1200 \
-    --work-dir work_dirs/transfer_cls_recheck_1200 \
-    --out-dir projects/liera_study/results/transfer_cls_recheck_1200 "$@"
-fi
-if [[ ${1:-} == recheck ]]; then
-  shift
-  exec python projects/liera_study/tools/compare_methods.py \
-    $C/lora_r2.py $C/liera_r2.py $C/full.py \
-    --grid lora_r2:lr_mult=0.1,0.3,1,3,10 liera_r2:lr_mult=3,10,30,100 full:lr_mult=0.3,1,3,10 \
-    --seeds 0 1 2 3 4 --screen-seeds 0 1 --test-screening --jobs 2 --threads 1 \
-    --diff liera_r2-lora_r2 full-liera_r2 full-lora_r2 \
-    --cfg-options train_cfg.max_iters=600 param_scheduler.1.end=600 \
-                  default_hooks.checkpoint.interval=600 \
-    --work-dir work_dirs/transfer_cls_recheck \
-    --out-dir projects/liera_study/results/transfer_cls_recheck "$@"
+    --cfg-options train_cfg.max_iters=$its param_scheduler.1.end=$its \
+                  default_hooks.checkpoint.interval=$its \
+    --work-dir work_dirs/$record --out-dir projects/liera_study/results/$record "$@"
 fi
 exec python projects/liera_study/tools/compare_methods.py \
   $C/frozen.py $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
