@@ -74,21 +74,18 @@ case $phase:$task in
       $C/norms.py $C/lora_r2.py $C/lora_r32.py $C/full.py \
       --grid norms:$norms_grid lora_r2,lora_r32:$lora_grid full:$full_grid \
       --seeds 0 --diff full-norms lora_r32-lora_r2 "${common[@]}" "$@" ;;
-  compare:recolour_opponent)
+  compare:recolour_opponent|long:recolour_opponent)
+    grid=(norms:$norms_grid lora_r2:$lora_r2_grid lora_r8:$lora_r8_grid
+      liera_r2,liera_r8:$liera_grid full:$full_grid)
+    if [[ $phase == long ]]; then  # each 600 pick and its neighbours; a value whose two
+      # 600-iteration runs both fell to chance (27.25 %) is not screened again and closes its
+      # edge (docs, "Progress")
+      grid=(norms:lr_mult=3,10,30 lora_r2:lr_mult=1,3,10 lora_r8:lr_mult=1,3
+        liera_r2,liera_r8:lr_mult=10,30 full:lr_mult=1,3,10)
+    fi
     exec python projects/liera_study/tools/compare_methods.py \
       $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
-      --grid norms:$norms_grid lora_r2:$lora_r2_grid lora_r8:$lora_r8_grid \
-             liera_r2,liera_r8:$liera_grid full:$full_grid \
-      --seeds 0 1 2 3 4 --screen-seeds 0 1 \
-      --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
-      --reference norms full "${common[@]}" "$@" ;;
-  long:recolour_opponent)  # each 600 pick and its neighbours; a value whose 600-iteration runs
-    # both fell to chance (27.25 %) is not screened again and closes its edge (docs, "Progress")
-    exec python projects/liera_study/tools/compare_methods.py \
-      $C/norms.py $C/lora_r2.py $C/liera_r2.py $C/lora_r8.py $C/liera_r8.py $C/full.py \
-      --grid norms:lr_mult=3,10,30 lora_r2:lr_mult=1,3,10 lora_r8:lr_mult=1,3 \
-             liera_r2,liera_r8:lr_mult=10,30 full:lr_mult=1,3,10 \
-      --seeds 0 1 2 3 4 --screen-seeds 0 1 \
+      --grid "${grid[@]}" --seeds 0 1 2 3 4 --screen-seeds 0 1 \
       --diff liera_r2-lora_r2 liera_r8-lora_r8 full-norms lora_r8-lora_r2 liera_r8-liera_r2 \
       --reference norms full "${common[@]}" "$@" ;;
   *)
